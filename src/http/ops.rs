@@ -1,0 +1,39 @@
+//! Operations endpoints: liveness, readiness, Prometheus metrics.
+
+use actix_web::{HttpResponse, web};
+
+use crate::state::AppState;
+
+/// Routes of this area.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics));
+}
+
+/// The process is up.
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("ok\n")
+}
+
+/// The database answers and a signing key is active.
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let db = state.store.ping().await;
+    let key = state.keys.ring().current.is_some();
+    let body = format!(
+        "database: {}\nsigning key: {}\n",
+        if db { "ok" } else { "unavailable" },
+        if key { "ok" } else { "none active" }
+    );
+    if db && key {
+        HttpResponse::Ok().content_type("text/plain").body(body)
+    } else {
+        HttpResponse::ServiceUnavailable().content_type("text/plain").body(body)
+    }
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
+}

@@ -1,0 +1,7 @@
+//! JOSE: key sets, the JWT validation profile, signing keys, software statements.
+//! Pure code: no web framework, no database.
+
+pub mod jwks;
+pub mod keys;
+pub mod profile;
+pub mod software_statement;

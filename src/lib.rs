@@ -1,0 +1,17 @@
+//! Patron: an OAuth 2.0 authorization server for AI agents.
+
+pub mod audit;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod http;
+pub mod jose;
+pub mod metrics;
+pub mod oauth;
+pub mod outbound;
+pub mod ratelimit;
+pub mod service;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod telemetry;

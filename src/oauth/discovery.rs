@@ -1,0 +1,69 @@
+//! Authorization server metadata (RFC 8414 §2), computed once at start.
+//!
+//! Only what this server implements is listed: each endpoint, grant type or method joins
+//! the document in the change that implements and tests it.
+
+use serde_json::{Value, json};
+
+use crate::jose::jwks::VERIFY_ALGORITHMS;
+
+/// Path of the JWKS document.
+pub const JWKS_PATH: &str = "/jwks.json";
+/// Path of the registration endpoint.
+pub const REGISTRATION_PATH: &str = "/register";
+
+/// Inputs of the metadata document.
+#[derive(Debug, Clone)]
+pub struct MetadataInput<'a> {
+    /// Issuer identifier without trailing slash.
+    pub issuer: &'a str,
+    /// Signing algorithm of Patron's own tokens.
+    pub signing_alg: &'a str,
+    /// Allowed clock skew in seconds.
+    pub clock_skew_secs: i64,
+    /// Largest accepted JWT age in seconds.
+    pub max_token_age_secs: i64,
+}
+
+/// The metadata document.
+pub fn metadata(input: &MetadataInput<'_>) -> Value {
+    let iss = input.issuer;
+    json!({
+        "issuer": iss,
+        "jwks_uri": format!("{iss}{JWKS_PATH}"),
+        "registration_endpoint": format!("{iss}{REGISTRATION_PATH}"),
+        "service_documentation": format!("{iss}/"),
+        // Patron's validation profile (not an RFC 8414 member): how Patron checks every JWT
+        // it accepts, published so that skills can check Patron's tokens the same way.
+        "patron_validation_profile": {
+            "signing_alg": input.signing_alg,
+            "accepted_algorithms": VERIFY_ALGORITHMS,
+            "rejected_algorithms": ["none", "HS256", "HS384", "HS512"],
+            "clock_skew_seconds": input.clock_skew_secs,
+            "max_token_age_seconds": input.max_token_age_secs,
+            "required_claims": ["iss", "aud", "exp", "iat", "jti"],
+            "key_sources": "jwks_uri only; jku, x5u, x5c and jwk headers are rejected",
+            "crit": "rejected",
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_hang_off_the_issuer() {
+        let m = metadata(&MetadataInput {
+            issuer: "https://as.example",
+            signing_alg: "ES256",
+            clock_skew_secs: 60,
+            max_token_age_secs: 3600,
+        });
+        assert_eq!(m["issuer"], "https://as.example");
+        assert_eq!(m["jwks_uri"], "https://as.example/jwks.json");
+        assert_eq!(m["registration_endpoint"], "https://as.example/register");
+        assert_eq!(m["patron_validation_profile"]["clock_skew_seconds"], 60);
+        assert!(m.get("token_endpoint").is_none(), "not implemented yet, so not advertised");
+    }
+}

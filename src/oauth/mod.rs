@@ -1,0 +1,6 @@
+//! OAuth protocol types and validation. Pure code: no web framework, no database.
+
+pub mod client_metadata;
+pub mod discovery;
+pub mod error;
+pub mod redirect_uri;

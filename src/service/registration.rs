@@ -1,0 +1,701 @@
+//! Dynamic client registration (RFC 7591) and its management protocol (RFC 7592).
+//!
+//! Every outcome, accepted or refused, is audited here with a precise reason code; the
+//! HTTP layer only parses the request and renders the result.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+
+use crate::audit::{AuditEvent, Outcome};
+use crate::clock::{self, UnixTime};
+use crate::crypto;
+use crate::jose::jwks::PublicKeySet;
+use crate::jose::software_statement::StatementError;
+use crate::oauth::client_metadata::{self, ClientMetadata, MetadataErrorCode};
+use crate::oauth::error::{ErrorKind, OAuthError};
+use crate::service::store_failure;
+use crate::state::AppState;
+use crate::store::models::clients::{self, ClientRow, ClientStatus, NewClient};
+use crate::store::models::{enrollment_tokens, grants, owners};
+use crate::store::{DbConnection, StoreError};
+
+/// Prefix of client identifiers.
+pub const CLIENT_ID_PREFIX: &str = "agt_";
+/// Prefix of client secrets (recognisable in secret scanners).
+pub const CLIENT_SECRET_PREFIX: &str = "patron_cs_";
+/// Prefix of registration access tokens.
+pub const REGISTRATION_TOKEN_PREFIX: &str = "patron_rat_";
+/// Prefix of enrollment (initial access) tokens.
+pub const ENROLLMENT_TOKEN_PREFIX: &str = "patron_iat_";
+
+/// Characters of user codes: no vowels (no words), no look-alikes (RFC 8628 §6.1).
+const USER_CODE_ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
+const USER_CODE_LEN: usize = 8;
+
+/// Who is calling, for auditing and rate limits.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Source address (after trusted-proxy resolution).
+    pub source: IpAddr,
+    /// Request id.
+    pub request_id: String,
+}
+
+impl Caller {
+    fn audit(&self, event: &'static str, outcome: Outcome) -> AuditEvent {
+        AuditEvent::new(event, outcome)
+            .source(&self.source.to_string())
+            .request(&self.request_id)
+    }
+}
+
+/// Generates a user code (stored without the dash, shown as `XXXX-XXXX`).
+fn new_user_code() -> String {
+    use rand::Rng as _;
+    let mut rng = rand::rng();
+    (0..USER_CODE_LEN)
+        .map(|_| char::from(USER_CODE_ALPHABET[rng.random_range(0..USER_CODE_ALPHABET.len())]))
+        .collect()
+}
+
+/// Formats a stored user code for humans.
+pub fn display_user_code(code: &str) -> String {
+    if code.len() == USER_CODE_LEN {
+        format!("{}-{}", &code[..4], &code[4..])
+    } else {
+        code.to_owned()
+    }
+}
+
+fn metadata_error(e: client_metadata::MetadataError) -> OAuthError {
+    let kind = match e.code {
+        MetadataErrorCode::InvalidRedirectUri => ErrorKind::InvalidRedirectUri,
+        MetadataErrorCode::InvalidClientMetadata => ErrorKind::InvalidClientMetadata,
+    };
+    OAuthError::new(kind, e.description, e.reason)
+}
+
+fn invalid_metadata(description: impl Into<String>, reason: &'static str) -> OAuthError {
+    OAuthError::new(ErrorKind::InvalidClientMetadata, description.into(), reason)
+}
+
+fn invalid_token(description: &'static str, reason: &'static str) -> OAuthError {
+    OAuthError::new(ErrorKind::InvalidToken, description, reason)
+}
+
+/// Applies a software statement, if any: verified claims replace request members
+/// (RFC 7591 §2.3). Returns the statement to echo back.
+fn apply_software_statement(
+    state: &AppState,
+    body: &mut Map<String, Value>,
+    now: UnixTime,
+) -> Result<Option<String>, OAuthError> {
+    let statement = match body.remove("software_statement") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(_) => {
+            return Err(OAuthError::new(
+                ErrorKind::InvalidSoftwareStatement,
+                "software_statement must be a string (a signed JWT)",
+                "software_statement_wrong_type",
+            ));
+        }
+    };
+    let Some(statement) = statement else {
+        if state.config.software_statements.required {
+            return Err(OAuthError::new(
+                ErrorKind::InvalidSoftwareStatement,
+                "this server requires a software statement from a trusted publisher",
+                "software_statement_required",
+            ));
+        }
+        return Ok(None);
+    };
+    let claims = state
+        .publishers
+        .verify(&statement, state.config.validation.clock_skew_secs, now)
+        .map_err(|e| match e {
+            StatementError::Unapproved => OAuthError::new(
+                ErrorKind::UnapprovedSoftwareStatement,
+                "the software statement is not from a publisher this server trusts",
+                "software_statement_unapproved",
+            ),
+            StatementError::Invalid(reason) => OAuthError::new(
+                ErrorKind::InvalidSoftwareStatement,
+                format!("software statement rejected: {}", reason.description()),
+                reason.as_str(),
+            ),
+        })?;
+    for (k, v) in claims {
+        body.insert(k, v);
+    }
+    Ok(Some(statement))
+}
+
+/// Validates metadata, including a `jwks_uri` document fetched under the SSRF guard.
+async fn validate_metadata(
+    state: &AppState,
+    body: &Map<String, Value>,
+) -> Result<ClientMetadata, OAuthError> {
+    let meta = client_metadata::validate(body).map_err(metadata_error)?;
+    if let Some(uri) = &meta.jwks_uri {
+        let doc = state
+            .fetcher
+            .fetch_json(uri, clock::monotonic())
+            .await
+            .map_err(|e| invalid_metadata(format!("jwks_uri: {e}"), e.reason()))?;
+        PublicKeySet::from_jwks(&doc)
+            .map_err(|e| invalid_metadata(format!("jwks_uri document: {e}"), "jwks_uri_invalid_keys"))?;
+    }
+    Ok(meta)
+}
+
+/// The stored form of metadata: the validated metadata plus the software statement.
+fn stored_metadata(meta: &ClientMetadata, statement: Option<&str>) -> Result<String, OAuthError> {
+    let mut value = serde_json::to_value(meta).map_err(|e| {
+        tracing::error!(error = %e, "cannot serialise client metadata");
+        OAuthError::server_error()
+    })?;
+    if let (Some(s), Some(obj)) = (statement, value.as_object_mut()) {
+        obj.insert("software_statement".into(), Value::String(s.to_owned()));
+    }
+    Ok(value.to_string())
+}
+
+/// Builds the client information response (RFC 7591 §3.2.1, RFC 7592 §3).
+fn client_information(state: &AppState, row: &ClientRow) -> Result<Map<String, Value>, OAuthError> {
+    let mut out = match serde_json::from_str::<Value>(&row.metadata) {
+        Ok(Value::Object(map)) => map,
+        _ => {
+            tracing::error!(client_id = %row.client_id, "stored client metadata is not a JSON object");
+            return Err(OAuthError::server_error());
+        }
+    };
+    out.insert("client_id".into(), json!(row.client_id));
+    out.insert("client_id_issued_at".into(), json!(row.created_at));
+    if row.client_secret_hash.is_some() {
+        // Secrets never expire on their own; they are replaced through RFC 7592.
+        out.insert("client_secret_expires_at".into(), json!(0));
+    }
+    out.insert(
+        "registration_client_uri".into(),
+        json!(format!("{}/register/{}", state.issuer, row.client_id)),
+    );
+    out.insert("owner_status".into(), json!(row.status));
+    if let (Some(code), Some(exp)) = (&row.user_code, row.expires_at) {
+        if row.status == ClientStatus::Pending.as_str() {
+            let shown = display_user_code(code);
+            out.insert("user_code".into(), json!(shown));
+            out.insert("verification_uri".into(), json!(format!("{}/claim", state.issuer)));
+            out.insert(
+                "verification_uri_complete".into(),
+                json!(format!("{}/claim?user_code={}", state.issuer, shown)),
+            );
+            out.insert("user_code_expires_at".into(), json!(exp));
+        }
+    }
+    Ok(out)
+}
+
+/// An enrollment token that authorised a registration.
+struct Enrollment {
+    id: String,
+    owner_id: String,
+    grants: Vec<(String, String)>,
+}
+
+async fn check_enrollment_token(state: &AppState, token: &str, now: UnixTime) -> Result<Enrollment, OAuthError> {
+    let hash = crypto::sha256_hex(token.as_bytes());
+    let row = state
+        .store
+        .read(move |c| enrollment_tokens::find_by_hash(c, &hash))
+        .await
+        .map_err(store_failure)?
+        .ok_or_else(|| invalid_token("the initial access token is not valid", "enrollment_token_unknown"))?;
+    if row.expires_at <= now {
+        return Err(invalid_token("the initial access token has expired", "enrollment_token_expired"));
+    }
+    if row.uses_left <= 0 {
+        return Err(invalid_token("the initial access token has been used up", "enrollment_token_exhausted"));
+    }
+    let grants = match serde_json::from_str::<Value>(&row.grants) {
+        Ok(Value::Object(map)) => map
+            .into_iter()
+            .filter_map(|(aud, scopes)| scopes.as_str().map(|s| (aud, s.to_owned())))
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(Enrollment {
+        id: row.id,
+        owner_id: row.owner_id,
+        grants,
+    })
+}
+
+/// Secrets handed out once, in the registration (or update) response.
+struct IssuedSecrets {
+    registration_access_token: String,
+    client_secret: Option<String>,
+}
+
+async fn hash_on_blocking_pool(secret: String) -> Result<String, OAuthError> {
+    tokio::task::spawn_blocking(move || crypto::hash_secret(&secret))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "argon2 task failed");
+            OAuthError::server_error()
+        })?
+        .map_err(|e| {
+            tracing::error!(error = %e, "argon2 hashing failed");
+            OAuthError::server_error()
+        })
+}
+
+/// `POST /register` (RFC 7591 §3). `body` is the parsed request or the reason it could not
+/// be parsed, so that malformed requests are audited here like every other refusal.
+pub async fn register(
+    state: &AppState,
+    caller: &Caller,
+    initial_access_token: Option<&str>,
+    body: Result<Map<String, Value>, OAuthError>,
+) -> Result<Map<String, Value>, OAuthError> {
+    let result = register_inner(state, caller, initial_access_token, body).await;
+    match &result {
+        Ok((info, owner)) => {
+            state.metrics.registrations_created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let client_id = info.get("client_id").and_then(Value::as_str).unwrap_or_default();
+            state.audit.record(
+                caller
+                    .audit("client.register", Outcome::Success)
+                    .client(client_id)
+                    .owner(owner.as_deref())
+                    .detail(if owner.is_some() { "active (enrollment token)" } else { "pending" }),
+            );
+        }
+        Err(e) => {
+            state.metrics.registrations_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            state
+                .audit
+                .record(caller.audit("client.register", Outcome::Failure).reason(e.reason()));
+        }
+    }
+    result.map(|(info, _)| info)
+}
+
+async fn register_inner(
+    state: &AppState,
+    caller: &Caller,
+    initial_access_token: Option<&str>,
+    body: Result<Map<String, Value>, OAuthError>,
+) -> Result<(Map<String, Value>, Option<String>), OAuthError> {
+    let now = clock::now();
+    let enrollment = match initial_access_token {
+        Some(token) => Some(check_enrollment_token(state, token, now).await?),
+        None if !state.config.registration.open => {
+            return Err(invalid_token(
+                "this server requires an initial access token to register",
+                "initial_access_token_required",
+            ));
+        }
+        None => {
+            state
+                .registration_limiter
+                .check(caller.source, clock::monotonic())
+                .map_err(|wait| {
+                    OAuthError::new(
+                        ErrorKind::TooManyRequests,
+                        "too many registrations from this address; retry later",
+                        "registration_rate_limited",
+                    )
+                    .with_retry_after(wait)
+                })?;
+            None
+        }
+    };
+    let mut body = body?;
+    let statement = apply_software_statement(state, &mut body, now)?;
+    let meta = validate_metadata(state, &body).await?;
+    let metadata_json = stored_metadata(&meta, statement.as_deref())?;
+
+    let client_id = crypto::random_id(CLIENT_ID_PREFIX);
+    let secrets = IssuedSecrets {
+        registration_access_token: crypto::random_token(REGISTRATION_TOKEN_PREFIX),
+        client_secret: meta.uses_secret().then(|| crypto::random_token(CLIENT_SECRET_PREFIX)),
+    };
+    let secret_hash = match &secrets.client_secret {
+        Some(s) => Some(hash_on_blocking_pool(s.clone()).await?),
+        None => None,
+    };
+    let rat_hash = crypto::sha256_hex(secrets.registration_access_token.as_bytes());
+    let source = caller.source.to_string();
+    let pending_ttl = state.config.registration.pending_ttl_secs;
+
+    let owner_id = enrollment.as_ref().map(|e| e.owner_id.clone());
+    let cid = client_id.clone();
+    let row = state
+        .store
+        .write(move |c| {
+            insert_registration(
+                c,
+                &cid,
+                &metadata_json,
+                secret_hash.as_deref(),
+                &rat_hash,
+                &source,
+                enrollment.as_ref(),
+                now,
+                pending_ttl,
+            )
+        })
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict => invalid_token(
+                "the initial access token has been used up",
+                "enrollment_token_exhausted",
+            ),
+            other => store_failure(other),
+        })?;
+
+    if let Some(secret) = &secrets.client_secret {
+        state.secrets.prime(&client_id, secret);
+    }
+    let mut info = client_information(state, &row)?;
+    info.insert(
+        "registration_access_token".into(),
+        json!(secrets.registration_access_token),
+    );
+    if let Some(secret) = secrets.client_secret {
+        info.insert("client_secret".into(), json!(secret));
+    }
+    Ok((info, owner_id))
+}
+
+#[expect(clippy::too_many_arguments, reason = "one row's worth of columns")]
+fn insert_registration(
+    c: &mut DbConnection,
+    client_id: &str,
+    metadata: &str,
+    secret_hash: Option<&str>,
+    rat_hash: &str,
+    source: &str,
+    enrollment: Option<&Enrollment>,
+    now: UnixTime,
+    pending_ttl: i64,
+) -> Result<ClientRow, StoreError> {
+    use diesel::Connection as _;
+    let (status, owner, expires_at) = match enrollment {
+        Some(e) => {
+            if !enrollment_tokens::consume(c, &e.id, now)? {
+                return Err(StoreError::Conflict);
+            }
+            owners::ensure(c, &e.owner_id, now)?;
+            (ClientStatus::Active, Some(e.owner_id.as_str()), None)
+        }
+        None => (ClientStatus::Pending, None, Some(now + pending_ttl)),
+    };
+    // A user-code collision is possible but rare (20^8 codes); retry with a fresh one, each
+    // attempt in its own savepoint so PostgreSQL's transaction stays usable.
+    let mut attempts = 0;
+    loop {
+        let code = (status == ClientStatus::Pending).then(new_user_code);
+        let new = NewClient {
+            client_id,
+            status: status.as_str(),
+            owner_id: owner,
+            metadata,
+            client_secret_hash: secret_hash,
+            registration_token_hash: rat_hash,
+            user_code: code.as_deref(),
+            source_addr: Some(source),
+            created_at: now,
+            updated_at: now,
+            expires_at,
+        };
+        match c.transaction(|c| clients::insert(c, &new)) {
+            Err(StoreError::Conflict) if attempts < 3 => attempts += 1,
+            other => {
+                other?;
+                break;
+            }
+        }
+    }
+    if let Some(e) = enrollment {
+        for (aud, scopes) in &e.grants {
+            grants::upsert(c, client_id, aud, scopes, now)?;
+        }
+    }
+    clients::find(c, client_id)?.ok_or_else(|| StoreError::Corrupt("inserted client vanished".into()))
+}
+
+/// Authenticates a registration access token for `client_id` (RFC 7592 §3). Unknown
+/// clients and wrong tokens look the same to the caller.
+async fn authenticate(
+    state: &AppState,
+    client_id: &str,
+    bearer: Option<&str>,
+) -> Result<ClientRow, OAuthError> {
+    let token = bearer.ok_or_else(|| {
+        invalid_token(
+            "a registration access token is required (Authorization: Bearer)",
+            "registration_token_missing",
+        )
+    })?;
+    let cid = client_id.to_owned();
+    let row = state
+        .store
+        .read(move |c| clients::find(c, &cid))
+        .await
+        .map_err(store_failure)?;
+    let presented = crypto::sha256_hex(token.as_bytes());
+    match row {
+        Some(row)
+            if !row.is_expired(clock::now())
+                && crypto::constant_time_eq(presented.as_bytes(), row.registration_token_hash.as_bytes()) =>
+        {
+            Ok(row)
+        }
+        Some(row) if row.is_expired(clock::now()) => Err(invalid_token(
+            "the registration access token is not valid",
+            "client_expired",
+        )),
+        Some(_) => Err(invalid_token(
+            "the registration access token is not valid",
+            "registration_token_invalid",
+        )),
+        None => Err(invalid_token(
+            "the registration access token is not valid",
+            "client_unknown",
+        )),
+    }
+}
+
+fn audit_management(
+    state: &AppState,
+    caller: &Caller,
+    event: &'static str,
+    client_id: &str,
+    result: &Result<impl Sized, OAuthError>,
+    detail: Option<String>,
+) {
+    let ev = caller.audit(event, if result.is_ok() { Outcome::Success } else { Outcome::Failure }).client(client_id);
+    let ev = match result {
+        Ok(_) => {
+            state.metrics.registrations_managed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ev
+        }
+        Err(e) => ev.reason(e.reason()),
+    };
+    state.audit.record(match detail {
+        Some(d) => ev.detail(d),
+        None => ev,
+    });
+}
+
+/// `GET /register/{client_id}` (RFC 7592 §2.1).
+pub async fn read(
+    state: &AppState,
+    caller: &Caller,
+    client_id: &str,
+    bearer: Option<&str>,
+) -> Result<Map<String, Value>, OAuthError> {
+    let result = async {
+        let row = authenticate(state, client_id, bearer).await?;
+        client_information(state, &row)
+    }
+    .await;
+    audit_management(state, caller, "client.read", client_id, &result, None);
+    result
+}
+
+/// `PUT /register/{client_id}` (RFC 7592 §2.2): full replacement, re-validated.
+pub async fn update(
+    state: &AppState,
+    caller: &Caller,
+    client_id: &str,
+    bearer: Option<&str>,
+    body: Result<Map<String, Value>, OAuthError>,
+) -> Result<Map<String, Value>, OAuthError> {
+    let mut rekeyed = false;
+    let result = update_inner(state, client_id, bearer, body, &mut rekeyed).await;
+    audit_management(
+        state,
+        caller,
+        "client.update",
+        client_id,
+        &result,
+        rekeyed.then(|| "keys replaced".to_owned()),
+    );
+    result
+}
+
+async fn update_inner(
+    state: &AppState,
+    client_id: &str,
+    bearer: Option<&str>,
+    body: Result<Map<String, Value>, OAuthError>,
+    rekeyed: &mut bool,
+) -> Result<Map<String, Value>, OAuthError> {
+    let row = authenticate(state, client_id, bearer).await?;
+    let mut body = body?;
+    let now = clock::now();
+    match body.get("client_id") {
+        None => {}
+        Some(Value::String(id)) if id == client_id => {}
+        Some(_) => {
+            return Err(invalid_metadata(
+                "client_id cannot be changed; it must match the registration being updated",
+                "client_id_mismatch",
+            ));
+        }
+    }
+    // RFC 7592 §2.2: a client_secret in the request must match the current one.
+    if let Some(sent) = body.get("client_secret") {
+        let matches = match (sent.as_str(), &row.client_secret_hash) {
+            (Some(s), Some(phc)) => state.secrets.verify(client_id, s, phc).0,
+            _ => false,
+        };
+        if !matches {
+            return Err(invalid_metadata(
+                "client_secret does not match the current secret; omit it to keep the secret",
+                "client_secret_mismatch",
+            ));
+        }
+    }
+    let statement = apply_software_statement(state, &mut body, now)?;
+    let meta = validate_metadata(state, &body).await?;
+    let metadata_json = stored_metadata(&meta, statement.as_deref())?;
+
+    let old: Option<ClientMetadata> = serde_json::from_str(&row.metadata).ok();
+    if let Some(old) = &old {
+        *rekeyed = old.jwks != meta.jwks || old.jwks_uri != meta.jwks_uri;
+    }
+    // Keep the secret while the method still uses one; issue one when the client switches
+    // to a secret-based method; drop it when it switches away.
+    let (new_secret, secret_hash) = match (meta.uses_secret(), &row.client_secret_hash) {
+        (true, Some(existing)) => (None, Some(existing.clone())),
+        (true, None) => {
+            let s = crypto::random_token(CLIENT_SECRET_PREFIX);
+            let h = hash_on_blocking_pool(s.clone()).await?;
+            (Some(s), Some(h))
+        }
+        (false, _) => (None, None),
+    };
+    let cid = client_id.to_owned();
+    let updated = state
+        .store
+        .write(move |c| {
+            if !clients::update_metadata(c, &cid, &metadata_json, secret_hash.as_deref(), now)? {
+                return Ok(None);
+            }
+            clients::find(c, &cid)
+        })
+        .await
+        .map_err(store_failure)?
+        .ok_or_else(|| invalid_token("the registration access token is not valid", "client_unknown"))?;
+    state.secrets.forget(client_id);
+    if let Some(s) = &new_secret {
+        state.secrets.prime(client_id, s);
+    }
+    let mut info = client_information(state, &updated)?;
+    if let Some(s) = new_secret {
+        info.insert("client_secret".into(), json!(s));
+    }
+    Ok(info)
+}
+
+/// `DELETE /register/{client_id}` (RFC 7592 §2.3): the client and its grants are removed,
+/// so nothing issued to it works any more.
+pub async fn delete(
+    state: &AppState,
+    caller: &Caller,
+    client_id: &str,
+    bearer: Option<&str>,
+) -> Result<(), OAuthError> {
+    let result = async {
+        authenticate(state, client_id, bearer).await?;
+        let cid = client_id.to_owned();
+        state
+            .store
+            .write(move |c| clients::delete(c, &cid))
+            .await
+            .map_err(store_failure)?;
+        state.secrets.forget(client_id);
+        Ok(())
+    }
+    .await;
+    audit_management(state, caller, "client.delete", client_id, &result, None);
+    result
+}
+
+/// Deletes unclaimed registrations past their window (run periodically).
+pub async fn purge_expired(state: &Arc<AppState>) -> Result<usize, StoreError> {
+    let now = clock::now();
+    let n = state.store.write(move |c| clients::purge_expired_pending(c, now)).await?;
+    if n > 0 {
+        state
+            .metrics
+            .pending_purged
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(purged = n, "purged unclaimed registrations past their claim window");
+        state.audit.record(
+            AuditEvent::at("client.purge", Outcome::Success, now).detail(format!("{n} unclaimed registrations")),
+        );
+    }
+    Ok(n)
+}
+
+/// Mints an enrollment token for `owner_id` with preset grants (CLI and, later, console).
+/// Returns the token (shown once) and its public id.
+pub fn mint_enrollment_token(
+    conn: &mut DbConnection,
+    owner_id: &str,
+    grants: &[(String, String)],
+    uses: i32,
+    ttl_secs: i64,
+    now: UnixTime,
+) -> Result<(String, String), StoreError> {
+    use diesel::Connection as _;
+    let token = crypto::random_token(ENROLLMENT_TOKEN_PREFIX);
+    let id = crypto::random_id("enr_");
+    let hash = crypto::sha256_hex(token.as_bytes());
+    let grants_json = Value::Object(
+        grants
+            .iter()
+            .map(|(a, s)| (a.clone(), Value::String(s.clone())))
+            .collect(),
+    )
+    .to_string();
+    conn.transaction(|c| {
+        owners::ensure(c, owner_id, now)?;
+        enrollment_tokens::insert(
+            c,
+            &enrollment_tokens::NewEnrollmentToken {
+                id: &id,
+                token_hash: &hash,
+                owner_id,
+                grants: &grants_json,
+                uses_left: uses,
+                expires_at: now + ttl_secs,
+                created_at: now,
+            },
+        )
+    })?;
+    Ok((token, id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_codes_use_the_unambiguous_alphabet() {
+        for _ in 0..100 {
+            let c = new_user_code();
+            assert_eq!(c.len(), 8);
+            assert!(c.bytes().all(|b| USER_CODE_ALPHABET.contains(&b)), "{c}");
+        }
+        assert_eq!(display_user_code("BCDFGHJK"), "BCDF-GHJK");
+    }
+}

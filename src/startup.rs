@@ -1,0 +1,215 @@
+//! Building and running the server: open storage, load keys, bind, precompute documents,
+//! start background tasks, serve, and flush the audit queue on the way out.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::middleware::{DefaultHeaders, from_fn};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context as _;
+use tracing_actix_web::TracingLogger;
+
+use crate::audit::AuditLog;
+use crate::clock;
+use crate::config::{Config, KeyEncryptionKeySource, issuer_string};
+use crate::crypto::SecretVerifier;
+use crate::jose::jwks::PublicKeySet;
+use crate::jose::keys::KeyEncryptionKey;
+use crate::jose::software_statement::TrustedPublishers;
+use crate::metrics::Metrics;
+use crate::oauth::discovery::{self, MetadataInput};
+use crate::outbound::Fetcher;
+use crate::ratelimit::RateLimiter;
+use crate::service::keys::KeyService;
+use crate::service::registration;
+use crate::state::AppState;
+use crate::store::{ConnectionManager, Store};
+
+/// How often keys are reloaded from the database (rotations by other replicas or the CLI).
+const KEY_REFRESH: Duration = Duration::from_secs(10);
+/// How often unclaimed registrations past their window are purged.
+const PURGE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Loads the key-encryption key the configuration names.
+pub fn load_kek(config: &Config) -> anyhow::Result<KeyEncryptionKey> {
+    match &config.keys.encryption_key {
+        KeyEncryptionKeySource::Inline(bytes) => Ok(KeyEncryptionKey::from_bytes(*bytes)),
+        KeyEncryptionKeySource::File(path) => {
+            let (kek, generated) =
+                KeyEncryptionKey::load_file(path, config.keys.generate_encryption_key)?;
+            if generated {
+                tracing::warn!(
+                    path = %path.display(),
+                    "development mode: generated a key-encryption key file (mode 0600); \
+                     back it up with the database, and set PATRON_KEY_ENCRYPTION_KEY in production"
+                );
+            }
+            Ok(kek)
+        }
+    }
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    server: actix_web::dev::Server,
+    addr: SocketAddr,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Opens storage, loads keys, binds the listener and prepares the server.
+    pub fn build(config: Config) -> anyhow::Result<Self> {
+        let store = Store::open(&config.database_url, config.pool_size)
+            .context("cannot open the database (database.url)")?;
+        let kek = load_kek(&config)?;
+        let keys = {
+            let mut conn = store.connection()?;
+            KeyService::open(
+                &mut conn,
+                config.keys.clone(),
+                config.validation.clock_skew_secs,
+                kek,
+                clock::now(),
+            )?
+        };
+
+        let listener = TcpListener::bind(config.listen)
+            .with_context(|| format!("cannot listen on {} (listen)", config.listen))?;
+        let addr = listener.local_addr()?;
+        let issuer = match &config.issuer {
+            Some(url) => issuer_string(url),
+            None => format!("http://{addr}"),
+        };
+        let discovery_json: Arc<str> = discovery::metadata(&MetadataInput {
+            issuer: &issuer,
+            signing_alg: config.keys.algorithm.as_str(),
+            clock_skew_secs: config.validation.clock_skew_secs,
+            max_token_age_secs: config.validation.max_token_age_secs,
+        })
+        .to_string()
+        .into();
+
+        let metrics = Arc::new(Metrics::default());
+        let audit = AuditLog::start(
+            ConnectionManager::new(config.database_url.clone()),
+            config.audit,
+            metrics.clone(),
+        )?;
+        let publishers = TrustedPublishers::new(
+            config
+                .software_statements
+                .publishers
+                .iter()
+                .map(|p| {
+                    PublicKeySet::from_jwks(&p.jwks)
+                        .map(|set| (p.issuer.clone(), set))
+                        .map_err(|e| anyhow::anyhow!("software_statements.publishers: {e}"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        );
+        let state = web::Data::new(AppState {
+            issuer,
+            store,
+            keys: Arc::new(keys),
+            discovery_json,
+            audit,
+            metrics,
+            registration_limiter: RateLimiter::new(
+                config.registration.rate_limit_per_minute,
+                config.registration.rate_limit_burst,
+            ),
+            fetcher: Fetcher::new(&config.outbound).context("outbound HTTP client (outbound.*)")?,
+            publishers,
+            secrets: SecretVerifier::default(),
+            config,
+        });
+
+        let app_state = state.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .wrap(from_fn(crate::http::count_responses))
+                .wrap(
+                    DefaultHeaders::new()
+                        .add(("X-Content-Type-Options", "nosniff"))
+                        .add(("X-Frame-Options", "DENY"))
+                        .add(("Referrer-Policy", "no-referrer"))
+                        .add((
+                            "Content-Security-Policy",
+                            "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+                        )),
+                )
+                .wrap(TracingLogger::default())
+                .configure(crate::http::configure)
+        })
+        .shutdown_timeout(10);
+        if state.config.workers > 0 {
+            server = server.workers(state.config.workers);
+        }
+        let server = server.listen(listener)?.run();
+        Ok(Self {
+            server,
+            addr,
+            state,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The issuer in force.
+    pub fn issuer(&self) -> &str {
+        &self.state.issuer
+    }
+
+    /// Serves until SIGINT/SIGTERM, then drains requests and flushes the audit queue.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let state = self.state.clone();
+        let keys_task = actix_web::rt::spawn(refresh_keys(state.clone()));
+        let purge_task = actix_web::rt::spawn(purge_pending(state.clone()));
+        let result = self.server.await;
+        keys_task.abort();
+        purge_task.abort();
+        let flushed = state.audit.flush(Duration::from_secs(10));
+        tracing::info!(audit_flushed = flushed, "patron stopped");
+        result.context("server failed")
+    }
+}
+
+async fn refresh_keys(state: web::Data<AppState>) {
+    let mut tick = actix_web::rt::time::interval(KEY_REFRESH);
+    loop {
+        tick.tick().await;
+        let keys = state.keys.clone();
+        let result = state
+            .store
+            .read(move |c| {
+                keys.refresh(c, clock::now())
+                    .map_err(|e| crate::store::StoreError::Unavailable(e.to_string()))
+            })
+            .await;
+        match result {
+            Ok(ring) => {
+                let published = ring.jwks_json.matches("\"kid\"").count() as u64;
+                state
+                    .metrics
+                    .keys_published
+                    .store(published, std::sync::atomic::Ordering::Relaxed);
+            }
+            Err(e) => tracing::error!(error = %e, "signing key refresh failed"),
+        }
+    }
+}
+
+async fn purge_pending(state: web::Data<AppState>) {
+    let mut tick = actix_web::rt::time::interval(PURGE_INTERVAL);
+    loop {
+        tick.tick().await;
+        if let Err(e) = registration::purge_expired(&state.clone().into_inner()).await {
+            tracing::error!(error = %e, "purging unclaimed registrations failed");
+        }
+    }
+}

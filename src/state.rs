@@ -1,0 +1,40 @@
+//! Application state shared by every request: configuration, storage, keys, precomputed
+//! documents, and the in-memory helpers (audit queue, metrics, rate limits, caches).
+
+use std::sync::Arc;
+
+use crate::audit::AuditLog;
+use crate::config::Config;
+use crate::crypto::SecretVerifier;
+use crate::jose::software_statement::TrustedPublishers;
+use crate::metrics::Metrics;
+use crate::outbound::Fetcher;
+use crate::ratelimit::RateLimiter;
+use crate::service::keys::KeyService;
+use crate::store::Store;
+
+/// Everything a handler needs.
+pub struct AppState {
+    /// Validated configuration.
+    pub config: Config,
+    /// The issuer identifier, without a trailing slash.
+    pub issuer: String,
+    /// Database handles.
+    pub store: Store,
+    /// Signing keys and the published JWKS.
+    pub keys: Arc<KeyService>,
+    /// Discovery metadata, serialised once at start.
+    pub discovery_json: Arc<str>,
+    /// Audit queue.
+    pub audit: AuditLog,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Per-address limit on open registration.
+    pub registration_limiter: RateLimiter,
+    /// Guarded fetcher for `jwks_uri`.
+    pub fetcher: Fetcher,
+    /// Trusted software-statement publishers.
+    pub publishers: TrustedPublishers,
+    /// Client-secret verification with the fast path.
+    pub secrets: SecretVerifier,
+}

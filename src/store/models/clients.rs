@@ -1,0 +1,175 @@
+//! Registered clients (agents and skills that act as clients).
+
+use diesel::prelude::*;
+
+use crate::clock::UnixTime;
+use crate::store::schema::clients;
+use crate::store::{DbConnection, StoreError};
+
+/// Lifecycle state of a registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientStatus {
+    /// Registered, not yet claimed by an owner; gets no tokens.
+    Pending,
+    /// Linked to an owner; may get tokens.
+    Active,
+    /// Stopped by its owner or an admin.
+    Suspended,
+}
+
+impl ClientStatus {
+    /// The stored and wire form (`owner_status`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+        }
+    }
+
+    /// Parses the stored form.
+    pub fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "pending" => Ok(Self::Pending),
+            "active" => Ok(Self::Active),
+            "suspended" => Ok(Self::Suspended),
+            other => Err(StoreError::Corrupt(format!("unknown client status {other:?}"))),
+        }
+    }
+}
+
+/// A stored registration.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = clients)]
+pub struct ClientRow {
+    /// The `client_id`.
+    pub client_id: String,
+    /// `pending`, `active` or `suspended`.
+    pub status: String,
+    /// The owner who claimed it.
+    pub owner_id: Option<String>,
+    /// The validated client metadata, as JSON.
+    pub metadata: String,
+    /// argon2id hash of the client secret, for secret-based authentication.
+    pub client_secret_hash: Option<String>,
+    /// SHA-256 (hex) of the registration access token.
+    pub registration_token_hash: String,
+    /// The user code a human enters to claim it, while pending.
+    pub user_code: Option<String>,
+    /// Source address of the registration request.
+    pub source_addr: Option<String>,
+    /// When it registered.
+    pub created_at: UnixTime,
+    /// Last change.
+    pub updated_at: UnixTime,
+    /// When an unclaimed registration is purged.
+    pub expires_at: Option<UnixTime>,
+    /// Tokens issued before this instant are invalid.
+    pub tokens_revoked_before: Option<UnixTime>,
+}
+
+impl ClientRow {
+    /// The parsed status.
+    pub fn status(&self) -> Result<ClientStatus, StoreError> {
+        ClientStatus::parse(&self.status)
+    }
+
+    /// Whether the row is an unclaimed registration past its expiry (treated as gone).
+    pub fn is_expired(&self, now: UnixTime) -> bool {
+        self.status == ClientStatus::Pending.as_str() && self.expires_at.is_some_and(|t| t <= now)
+    }
+}
+
+/// A registration to insert.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = clients)]
+pub struct NewClient<'a> {
+    /// The `client_id`.
+    pub client_id: &'a str,
+    /// Initial status.
+    pub status: &'a str,
+    /// The owner, when registered with an enrollment token.
+    pub owner_id: Option<&'a str>,
+    /// Validated metadata JSON.
+    pub metadata: &'a str,
+    /// argon2id hash of the secret, if one was issued.
+    pub client_secret_hash: Option<&'a str>,
+    /// SHA-256 (hex) of the registration access token.
+    pub registration_token_hash: &'a str,
+    /// User code while pending.
+    pub user_code: Option<&'a str>,
+    /// Source address.
+    pub source_addr: Option<&'a str>,
+    /// Now.
+    pub created_at: UnixTime,
+    /// Now.
+    pub updated_at: UnixTime,
+    /// Expiry of an unclaimed registration.
+    pub expires_at: Option<UnixTime>,
+}
+
+/// Inserts a registration; a duplicate id or user code is [`StoreError::Conflict`].
+pub fn insert(conn: &mut DbConnection, new: &NewClient<'_>) -> Result<(), StoreError> {
+    diesel::insert_into(clients::table)
+        .values(new)
+        .execute(conn)
+        .map(|_| ())
+        .map_err(StoreError::from_diesel)
+}
+
+/// Looks a registration up by `client_id`.
+pub fn find(conn: &mut DbConnection, client_id: &str) -> Result<Option<ClientRow>, StoreError> {
+    clients::table
+        .find(client_id)
+        .select(ClientRow::as_select())
+        .first(conn)
+        .optional()
+        .map_err(StoreError::from_diesel)
+}
+
+/// Replaces a registration's metadata (RFC 7592 update).
+pub fn update_metadata(
+    conn: &mut DbConnection,
+    client_id: &str,
+    metadata: &str,
+    client_secret_hash: Option<&str>,
+    now: UnixTime,
+) -> Result<bool, StoreError> {
+    let n = diesel::update(clients::table.find(client_id))
+        .set((
+            clients::metadata.eq(metadata),
+            clients::client_secret_hash.eq(client_secret_hash),
+            clients::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .map_err(StoreError::from_diesel)?;
+    Ok(n == 1)
+}
+
+/// Deletes a registration and (by cascade) its grants.
+pub fn delete(conn: &mut DbConnection, client_id: &str) -> Result<bool, StoreError> {
+    let n = diesel::delete(clients::table.find(client_id))
+        .execute(conn)
+        .map_err(StoreError::from_diesel)?;
+    Ok(n == 1)
+}
+
+/// Deletes unclaimed registrations whose window has passed; returns how many.
+pub fn purge_expired_pending(conn: &mut DbConnection, now: UnixTime) -> Result<usize, StoreError> {
+    diesel::delete(
+        clients::table
+            .filter(clients::status.eq(ClientStatus::Pending.as_str()))
+            .filter(clients::expires_at.le(now)),
+    )
+    .execute(conn)
+    .map_err(StoreError::from_diesel)
+}
+
+/// Counts registrations by status (for metrics).
+pub fn count_by_status(conn: &mut DbConnection) -> Result<Vec<(String, i64)>, StoreError> {
+    clients::table
+        .group_by(clients::status)
+        .select((clients::status, diesel::dsl::count_star()))
+        .load(conn)
+        .map_err(StoreError::from_diesel)
+}

@@ -1,0 +1,116 @@
+//! The one diesel schema, shared by the SQLite and PostgreSQL migrations
+//! (`migrations/sqlite`, `migrations/postgres`). Timestamps are Unix seconds (`BIGINT`).
+
+diesel::table! {
+    owners (id) {
+        id -> Text,
+        email -> Nullable<Text>,
+        display_name -> Nullable<Text>,
+        created_at -> BigInt,
+        tokens_revoked_before -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    clients (client_id) {
+        client_id -> Text,
+        status -> Text,
+        owner_id -> Nullable<Text>,
+        metadata -> Text,
+        client_secret_hash -> Nullable<Text>,
+        registration_token_hash -> Text,
+        user_code -> Nullable<Text>,
+        source_addr -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        expires_at -> Nullable<BigInt>,
+        tokens_revoked_before -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    skills (audience) {
+        audience -> Text,
+        name -> Text,
+        scopes -> Text,
+        ttl_secs -> BigInt,
+        require_dpop -> Bool,
+        owner_id -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    grants (client_id, audience) {
+        client_id -> Text,
+        audience -> Text,
+        scopes -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    enrollment_tokens (id) {
+        id -> Text,
+        token_hash -> Text,
+        owner_id -> Text,
+        grants -> Text,
+        uses_left -> Integer,
+        expires_at -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    signing_keys (kid) {
+        kid -> Text,
+        generation -> BigInt,
+        alg -> Text,
+        public_jwk -> Text,
+        private_key_enc -> Text,
+        created_at -> BigInt,
+        activate_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    revoked_tokens (jti) {
+        jti -> Text,
+        client_id -> Nullable<Text>,
+        expires_at -> BigInt,
+        revoked_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> BigInt,
+        at -> BigInt,
+        event -> Text,
+        outcome -> Text,
+        reason -> Nullable<Text>,
+        client_id -> Nullable<Text>,
+        owner_id -> Nullable<Text>,
+        audience -> Nullable<Text>,
+        jti -> Nullable<Text>,
+        source_addr -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+        detail -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(clients -> owners (owner_id));
+diesel::joinable!(grants -> clients (client_id));
+diesel::joinable!(enrollment_tokens -> owners (owner_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    owners,
+    clients,
+    skills,
+    grants,
+    enrollment_tokens,
+    signing_keys,
+    revoked_tokens,
+    audit_events,
+);
