@@ -81,6 +81,7 @@ struct RawKeys {
     rotation_interval_secs: u64,
     promote_delay_secs: u64,
     max_token_lifetime_secs: u64,
+    refresh_interval_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -157,6 +158,7 @@ impl Default for RawConfig {
                 rotation_interval_secs: 30 * 24 * 3600,
                 promote_delay_secs: 3600,
                 max_token_lifetime_secs: 3600,
+                refresh_interval_secs: 10,
             },
             registration: RawRegistration {
                 open: true,
@@ -302,6 +304,9 @@ pub struct KeysConfig {
     pub promote_delay_secs: i64,
     /// Longest lifetime of anything Patron signs; retired keys stay published this long.
     pub max_token_lifetime_secs: i64,
+    /// How often a server reloads keys from the database (rotations by other replicas or
+    /// the CLI).
+    pub refresh_interval_secs: u64,
 }
 
 /// Registration settings.
@@ -405,7 +410,8 @@ pub struct Config {
 
 /// Maps short environment aliases to dotted setting paths.
 fn env_key(key: &str) -> String {
-    match key {
+    let key = key.to_ascii_lowercase();
+    match key.as_str() {
         "database_url" => "database.url".into(),
         "key_encryption_key" => "keys.encryption_key".into(),
         "key_encryption_key_file" => "keys.encryption_key_file".into(),
@@ -437,7 +443,13 @@ impl Config {
             figment = figment.merge(Toml::file(path));
         }
         let env = env
-            .ignore(&["server", "admin_token", "test_database_url"])
+            .ignore(&[
+                "config",
+                "server",
+                "admin_token",
+                "test_database_url",
+                "log_format",
+            ])
             .map(|k| env_key(k.as_str()).into());
         figment = figment.merge(env);
         if let Some(l) = listen {
@@ -556,6 +568,10 @@ impl RawConfig {
                 "keys.max_token_lifetime_secs",
                 self.keys.max_token_lifetime_secs,
             )?,
+            refresh_interval_secs: positive(
+                "keys.refresh_interval_secs",
+                self.keys.refresh_interval_secs,
+            )? as u64,
         };
 
         let trusted_proxies = self

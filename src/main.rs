@@ -154,7 +154,7 @@ fn keys_rotate(config: &Config, delay: Option<u64>) -> anyhow::Result<()> {
     let key = key_service::add_key(&mut conn, &config.keys, &kek, now, now + delay)?;
     println!(
         "pre-published signing key {} ({}); it signs from {} (in {delay}s). \
-         Running servers publish it within 10s; the previous key stays published for {}s after that.",
+         Running servers publish it within keys.refresh_interval_secs; the previous key stays published for {}s after that.",
         key.kid,
         key.alg,
         key.activate_at,

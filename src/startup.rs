@@ -26,8 +26,6 @@ use crate::service::registration;
 use crate::state::AppState;
 use crate::store::{ConnectionManager, Store};
 
-/// How often keys are reloaded from the database (rotations by other replicas or the CLI).
-const KEY_REFRESH: Duration = Duration::from_secs(10);
 /// How often unclaimed registrations past their window are purged.
 const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -180,7 +178,8 @@ impl Application {
 }
 
 async fn refresh_keys(state: web::Data<AppState>) {
-    let mut tick = actix_web::rt::time::interval(KEY_REFRESH);
+    let every = Duration::from_secs(state.config.keys.refresh_interval_secs);
+    let mut tick = actix_web::rt::time::interval(every);
     loop {
         tick.tick().await;
         let keys = state.keys.clone();

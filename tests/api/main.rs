@@ -1,1 +1,15 @@
+//! Integration tests: each starts a real `patron serve` process and talks HTTP to it.
+//! SQLite by default; set `PATRON_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres`
+//! to run the same suite on PostgreSQL.
 
+mod bad_input;
+mod discovery;
+mod enrollment;
+mod helpers;
+mod interop;
+mod jwks_uri;
+mod keys;
+mod management;
+mod ops;
+mod registration;
+mod software_statements;

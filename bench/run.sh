@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# Patron benchmark scenarios: open registration, metadata, JWKS — on SQLite and PostgreSQL.
+#
+# Usage: bench/run.sh [sqlite|postgres|all] [duration_secs]   (defaults: all, 10)
+#
+# The server runs pinned to CPU 0 with one worker thread; wrk runs pinned to CPU 1.
+# Environment knobs (all optional):
+#   PATRON_BIN     server binary (default: target/release/patron in the repository)
+#   BENCH_PG_URL   PostgreSQL admin URL without database (default postgres://postgres@127.0.0.1:5432)
+#   BENCH_CONNS    space-separated wrk connection counts (default "16 64")
+#   BENCH_OUT      directory for raw wrk output and server logs (default: a new temp dir)
+set -euo pipefail
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$BENCH_DIR/.." && pwd)"
+BACKENDS_ARG="${1:-all}"
+DUR="${2:-10}"
+BIN="${PATRON_BIN:-$ROOT/target/release/patron}"
+PG_URL="${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432}"
+CONNS="${BENCH_CONNS:-16 64}"
+OUT="${BENCH_OUT:-}"
+# Keep BENCH_PG_URL etc. out of the PATRON_ namespace: the server rejects unknown PATRON_* keys.
+unset PATRON_BIN
+
+die() { echo "bench: $*" >&2; exit 1; }
+
+case "$BACKENDS_ARG" in
+  sqlite) BACKENDS=(sqlite) ;;
+  postgres) BACKENDS=(postgres) ;;
+  all) BACKENDS=(sqlite postgres) ;;
+  *) die "usage: bench/run.sh [sqlite|postgres|all] [duration_secs]" ;;
+esac
+[[ "$DUR" =~ ^[1-9][0-9]*$ ]] || die "duration must be a positive integer number of seconds (got '$DUR')"
+
+[[ -x "$BIN" ]] || die "release binary not found at $BIN — run \`cargo build --release\` first"
+command -v wrk >/dev/null || die "wrk not found — install it (Debian/Ubuntu: apt-get install -y wrk)"
+command -v curl >/dev/null || die "curl not found"
+command -v python3 >/dev/null || die "python3 not found (used to count SQLite rows)"
+for b in "${BACKENDS[@]}"; do
+  if [[ $b == postgres ]]; then
+    command -v psql >/dev/null || die "psql not found (needed for the postgres backend)"
+    psql "$PG_URL/postgres" -XAtqc 'SELECT 1' >/dev/null 2>&1 \
+      || die "cannot reach PostgreSQL at $PG_URL (set BENCH_PG_URL)"
+  fi
+done
+
+NCPU="$(nproc)"
+if (( NCPU >= 2 )); then
+  PIN_SERVER=(taskset -c 0)
+  PIN_WRK=(taskset -c 1)
+else
+  echo "bench: WARNING: only $NCPU CPU — running without pinning; server and wrk share the core" >&2
+  PIN_SERVER=()
+  PIN_WRK=()
+fi
+
+if [[ -z "$OUT" ]]; then OUT="$(mktemp -d -t patron-bench-out.XXXXXX)"; fi
+mkdir -p "$OUT"
+
+# ---------------------------------------------------------------- state for cleanup
+SERVER_PID=""
+SERVER_DIR=""
+PG_DB=""
+
+stop_server() {
+  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 1 50); do
+      kill -0 "$SERVER_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  SERVER_PID=""
+}
+
+drop_pg_db() {
+  if [[ -n "$PG_DB" ]]; then
+    psql "$PG_URL/postgres" -XAtq -c "DROP DATABASE IF EXISTS \"$PG_DB\" WITH (FORCE)" >/dev/null 2>&1 \
+      || echo "bench: WARNING: could not drop database $PG_DB" >&2
+    PG_DB=""
+  fi
+}
+
+cleanup() {
+  stop_server
+  drop_pg_db
+  if [[ -n "$SERVER_DIR" && -d "$SERVER_DIR" ]]; then rm -rf "$SERVER_DIR"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- helpers
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo "?"; }
+hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo "?"; }
+mib() { [[ "$1" =~ ^[0-9]+$ ]] && awk -v k="$1" 'BEGIN {printf "%.1fMiB", k/1024}' || echo "?"; }
+
+# start_server BACKEND DATABASE_URL: sets SERVER_PID and ADDR.
+start_server() {
+  local backend="$1" url="$2" log="$OUT/server-$1.log"
+  : >"$log"
+  (
+    cd "$SERVER_DIR"
+    # Only the settings below reach the server (unknown PATRON_* keys are rejected).
+    while read -r v; do unset "$v"; done < <(compgen -e | grep '^PATRON_' || true)
+    export PATRON_LISTEN=127.0.0.1:0
+    export PATRON_DATABASE_URL="$url"
+    export PATRON_WORKERS=1
+    export PATRON_REGISTRATION__RATE_LIMIT_PER_MINUTE=0
+    export RUST_LOG=warn
+    exec "${PIN_SERVER[@]}" "$BIN" serve
+  ) >>"$log" 2>&1 &
+  SERVER_PID=$!
+  ADDR=""
+  for _ in $(seq 1 300); do
+    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$log" >&2; die "$backend: server exited during start"; }
+    ADDR="$(sed -n 's#^patron listening on http://\([^ ]*\) .*#\1#p' "$log" | head -n1)"
+    if [[ -n "$ADDR" ]] && curl -fsS -o /dev/null "http://$ADDR/readyz" 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  cat "$log" >&2
+  die "$backend: server not ready after 30s"
+}
+
+count_clients() {
+  local backend="$1"
+  if [[ $backend == sqlite ]]; then
+    python3 - "$SERVER_DIR/patron.db" <<'PY'
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1], timeout=30)
+print(con.execute("SELECT count(*) FROM clients").fetchone()[0])
+PY
+  else
+    psql "$PG_URL/$PG_DB" -XAtq -c 'SELECT count(*) FROM clients'
+  fi
+}
+
+# Fields pulled from wrk's text output.
+wrk_field() {
+  local v
+  v="$(wrk_field_raw "$@")"
+  echo "${v:-?}"
+}
+wrk_field_raw() {
+  local file="$1" what="$2"
+  case "$what" in
+    rps) awk '/^Requests\/sec:/ {print $2}' "$file" ;;
+    requests) awk '/ requests in / {print $1; exit}' "$file" ;;
+    p50) awk '/Latency Distribution/ {f=1; next} f && $1 == "50%" {print $2; exit}' "$file" ;;
+    p99) awk '/Latency Distribution/ {f=1; next} f && $1 == "99%" {print $2; exit}' "$file" ;;
+    non2xx) awk -F': *' '/^ *Non-2xx or 3xx responses:/ {n=$2} END {print n+0}' "$file" ;;
+    non201) awk -F': *' '/^Non-201 responses:/ {n=$2} END {print (n == "" ? "-" : n+0)}' "$file" ;;
+    sockerr) awk '/Socket errors:/ {gsub(",", ""); print $4+$6+$8+$10; f=1} END {if (!f) print 0}' "$file" ;;
+  esac
+}
+
+SUMMARY=()   # rows: scenario backend conns rps p50 p99 non2xx non201 sockerr rows idle_rss
+
+run_wrk() {
+  local backend="$1" scenario="$2" conns="$3" path="$4" script="${5:-}"
+  local out="$OUT/wrk-$backend-$scenario-c$conns.txt"
+  local args=(-t1 "-c$conns" "-d${DUR}s" --latency)
+  [[ -n "$script" ]] && args+=(-s "$script")
+  echo "--- $backend / $scenario / -c$conns: wrk ${args[*]} http://$ADDR$path"
+  "${PIN_WRK[@]}" wrk "${args[@]}" "http://$ADDR$path" | tee "$out"
+  LAST_OUT="$out"
+}
+
+record() {
+  local backend="$1" scenario="$2" conns="$3" file="$4" rows="$5" idle="$6"
+  SUMMARY+=("$scenario $backend $conns $(wrk_field "$file" rps) $(wrk_field "$file" p50) \
+$(wrk_field "$file" p99) $(wrk_field "$file" non2xx) $(wrk_field "$file" non201) \
+$(wrk_field "$file" sockerr) $rows $idle")
+}
+
+# ---------------------------------------------------------------- machine facts
+{
+  echo "=== machine"
+  echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "nproc:   $NCPU"
+  echo "cpu:     $(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+  echo "kernel:  $(uname -srm)"
+  echo "wrk:     $(wrk --version 2>&1 | head -n1 | awk '{print $1, $2}')"
+  echo "binary:  $BIN ($(date -u -r "$BIN" +%Y-%m-%dT%H:%M:%SZ))"
+  echo "commit:  $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "pinning: server '${PIN_SERVER[*]:-none}', wrk '${PIN_WRK[*]:-none}'; duration ${DUR}s; conns $CONNS"
+  echo "raw output: $OUT"
+} | tee "$OUT/machine.txt"
+
+# ---------------------------------------------------------------- scenarios
+RSS_AFTER=()
+
+for backend in "${BACKENDS[@]}"; do
+  echo
+  echo "=== backend: $backend"
+  SERVER_DIR="$(mktemp -d -t patron-bench-srv.XXXXXX)"
+  if [[ $backend == sqlite ]]; then
+    url="sqlite://$SERVER_DIR/patron.db"
+  else
+    PG_DB="patron_bench_$(date +%s)_$RANDOM"
+    psql "$PG_URL/postgres" -XAtq -c "CREATE DATABASE \"$PG_DB\"" >/dev/null
+    url="$PG_URL/$PG_DB"
+  fi
+
+  start_server "$backend" "$url"
+  sleep 1   # let start-up work (migrations, key generation) settle before sampling memory
+  idle_kib="$(rss_kib "$SERVER_PID")"
+  idle="$(mib "$idle_kib")"
+  echo "server pid $SERVER_PID on $ADDR; idle RSS $idle"
+
+  for conns in $CONNS; do
+    before="$(count_clients "$backend")"
+    run_wrk "$backend" register "$conns" /register "$BENCH_DIR/register.lua"
+    sleep 1   # requests in flight when wrk stopped may still be committing
+    after="$(count_clients "$backend")"
+    rows=$((after - before))
+    reqs="$(wrk_field "$LAST_OUT" requests)"
+    echo "rows committed to clients: $rows (wrk completed $reqs requests, non-201: $(wrk_field "$LAST_OUT" non201))"
+    record "$backend" register "$conns" "$LAST_OUT" "$rows/$reqs" "$idle"
+
+    run_wrk "$backend" metadata "$conns" /.well-known/oauth-authorization-server
+    record "$backend" metadata "$conns" "$LAST_OUT" "-" "$idle"
+
+    run_wrk "$backend" jwks "$conns" /jwks.json
+    record "$backend" jwks "$conns" "$LAST_OUT" "-" "$idle"
+  done
+
+  RSS_AFTER+=("$backend idle $idle, after load $(mib "$(rss_kib "$SERVER_PID")"), peak $(mib "$(hwm_kib "$SERVER_PID")"), total clients rows $(count_clients "$backend")")
+  kill -0 "$SERVER_PID" 2>/dev/null || die "$backend: server died during the run (see $OUT/server-$backend.log)"
+  stop_server
+  drop_pg_db
+  rm -rf "$SERVER_DIR"
+  SERVER_DIR=""
+done
+
+# ---------------------------------------------------------------- summary
+{
+  echo
+  echo "=== summary (${DUR}s per run; server: 1 worker on CPU 0; wrk -t1 on CPU 1)"
+  printf '%-9s %-9s %5s %11s %9s %9s %8s %8s %7s %15s %9s\n' \
+    scenario backend conns req/s p50 p99 non-2xx non-201 sockerr rows/requests idle-RSS
+  for row in "${SUMMARY[@]}"; do
+    # shellcheck disable=SC2086
+    printf '%-9s %-9s %5s %11s %9s %9s %8s %8s %7s %15s %9s\n' $row
+  done
+  echo
+  echo "non-2xx: wrk's 'Non-2xx or 3xx responses' (status >= 400); non-201: counted by register.lua."
+  echo "rows/requests: rows added to 'clients' during the run vs responses wrk completed"
+  echo "  (rows may exceed 201s by up to the connection count: requests in flight at the end)."
+  for line in "${RSS_AFTER[@]}"; do echo "memory: $line"; done
+} | tee "$OUT/summary.txt"

@@ -1,0 +1,406 @@
+//! The test harness: spawns the real `patron serve` binary on a fresh database (SQLite by
+//! default; PostgreSQL when `PATRON_TEST_DATABASE_URL` names a server) and talks HTTP to it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use patron::config::DatabaseUrl;
+use patron::store::models::audit_events::AuditEventRow;
+use patron::store::schema::{audit_events, clients};
+use patron::store::{ConnectionManager, DbConnection};
+use serde_json::{Value, json};
+
+/// A fresh database for one test.
+pub enum TestDb {
+    /// A temporary SQLite file (the directory is removed on drop).
+    Sqlite { dir: tempfile::TempDir, url: String },
+    /// A PostgreSQL database created for this test and dropped on drop.
+    Postgres { admin_url: String, name: String, url: String },
+}
+
+impl TestDb {
+    /// Creates the database the environment asks for.
+    pub fn create() -> Self {
+        match std::env::var("PATRON_TEST_DATABASE_URL") {
+            Ok(admin_url) if !admin_url.is_empty() => {
+                let name = format!("patron_t_{}", hex(&rand_bytes()));
+                let mut conn = diesel::PgConnection::establish(&admin_url).unwrap_or_else(|e| {
+                    panic!(
+                        "PATRON_TEST_DATABASE_URL is set but PostgreSQL is unreachable ({e}); \
+                         start PostgreSQL or unset the variable to test on SQLite"
+                    )
+                });
+                diesel::sql_query(format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .expect("create test database");
+                let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+                let url = format!("{base}/{name}");
+                TestDb::Postgres { admin_url, name, url }
+            }
+            _ => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("patron.db").display());
+                TestDb::Sqlite { dir, url }
+            }
+        }
+    }
+
+    /// The database URL for the server.
+    pub fn url(&self) -> &str {
+        match self {
+            TestDb::Sqlite { url, .. } | TestDb::Postgres { url, .. } => url,
+        }
+    }
+
+    /// A directory for the server's working files.
+    pub fn workdir(&self) -> std::path::PathBuf {
+        match self {
+            TestDb::Sqlite { dir, .. } => dir.path().to_path_buf(),
+            TestDb::Postgres { .. } => std::env::temp_dir(),
+        }
+    }
+
+    /// A direct connection, for assertions on what was (not) written.
+    pub fn connect(&self) -> DbConnection {
+        let url = DatabaseUrl::parse(self.url()).expect("test database url");
+        ConnectionManager::new(url).establish().expect("connect to test database")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let TestDb::Postgres { admin_url, name, .. } = self {
+            if let Ok(mut conn) = diesel::PgConnection::establish(admin_url) {
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn);
+            }
+        }
+    }
+}
+
+fn rand_bytes() -> [u8; 8] {
+    patron::crypto::random_bytes::<8>()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A running `patron serve` process.
+pub struct TestServer {
+    child: Child,
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub base: String,
+    /// Its database.
+    pub db: TestDb,
+    /// HTTP client (no redirects followed).
+    pub http: reqwest::blocking::Client,
+    stderr_log: std::path::PathBuf,
+}
+
+/// Builder for a server with extra environment.
+pub struct Spawn {
+    env: Vec<(String, String)>,
+    db: Option<TestDb>,
+}
+
+impl Spawn {
+    /// Adds an environment variable.
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.to_owned(), v.to_owned()));
+        self
+    }
+
+    /// Reuses a database (for restart tests).
+    pub fn db(mut self, db: TestDb) -> Self {
+        self.db = Some(db);
+        self
+    }
+
+    /// Starts the server and waits until `/readyz` answers 200.
+    pub fn start(self) -> TestServer {
+        let db = self.db.unwrap_or_else(TestDb::create);
+        let workdir = db.workdir();
+        let stderr_log = workdir.join(format!("patron-{}.log", hex(&rand_bytes())));
+        let stderr_file = std::fs::File::create(&stderr_log).expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_patron"));
+        cmd.arg("serve")
+            .current_dir(&workdir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PATRON_LISTEN", "127.0.0.1:0")
+            .env("PATRON_DATABASE_URL", db.url())
+            .env("PATRON_AUDIT__FLUSH_INTERVAL_MS", "20")
+            .env("PATRON_DATABASE__POOL_SIZE", "4")
+            .env("PATRON_WORKERS", "2")
+            .env("PATRON_REGISTRATION__RATE_LIMIT_PER_MINUTE", "0")
+            .env("PATRON_KEYS__REFRESH_INTERVAL_SECS", "1")
+            .env("RUST_LOG", std::env::var("TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr_file));
+        if matches!(db, TestDb::Postgres { .. }) {
+            // Keep the key-encryption key out of the shared temp dir.
+            cmd.env(
+                "PATRON_KEY_ENCRYPTION_KEY",
+                "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+            );
+        }
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn patron");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!(
+                "patron did not start; its log:\n{}",
+                std::fs::read_to_string(&stderr_log).unwrap_or_default()
+            )
+        });
+        let addr = line
+            .strip_prefix("patron listening on ")
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+            .to_owned();
+        let http = reqwest::blocking::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client");
+        let server = TestServer {
+            child,
+            base: addr,
+            db,
+            http,
+            stderr_log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = server.http.get(server.url("/readyz")).send() {
+                if r.status() == 200 {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "server never became ready");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+}
+
+impl TestServer {
+    /// A server with default test settings.
+    pub fn spawn() -> Self {
+        Self::builder().start()
+    }
+
+    /// A builder for custom settings.
+    pub fn builder() -> Spawn {
+        Spawn {
+            env: Vec::new(),
+            db: None,
+        }
+    }
+
+    /// Absolute URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// `POST /register` with a JSON body.
+    pub fn register(&self, body: &Value) -> reqwest::blocking::Response {
+        self.http
+            .post(self.url("/register"))
+            .json(body)
+            .send()
+            .expect("POST /register")
+    }
+
+    /// `POST /register` with a raw body and content type.
+    pub fn register_raw(&self, content_type: &str, body: Vec<u8>) -> reqwest::blocking::Response {
+        self.http
+            .post(self.url("/register"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .expect("POST /register")
+    }
+
+    /// Registers `body` and returns the 201 response JSON.
+    pub fn register_ok(&self, body: &Value) -> Value {
+        let r = self.register(body);
+        let status = r.status();
+        let json: Value = r.json().expect("json");
+        assert_eq!(status, 201, "registration failed: {json}");
+        json
+    }
+
+    /// Number of stored registrations.
+    pub fn count_clients(&self) -> i64 {
+        let mut c = self.db.connect();
+        clients::table.count().get_result(&mut c).expect("count clients")
+    }
+
+    /// Waits (up to 10 s) for an audit event matching `pred`, and returns it.
+    pub fn wait_for_audit(&self, pred: impl Fn(&AuditEventRow) -> bool) -> AuditEventRow {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut c = self.db.connect();
+            let rows: Vec<AuditEventRow> = audit_events::table
+                .order(audit_events::id.asc())
+                .select(AuditEventRow::as_select())
+                .load(&mut c)
+                .expect("load audit");
+            if let Some(r) = rows.into_iter().find(|r| pred(r)) {
+                return r;
+            }
+            assert!(Instant::now() < deadline, "expected audit event never appeared");
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+
+    /// Waits for a failed registration audited with `reason`.
+    pub fn expect_refusal_audited(&self, event: &str, reason: &str) {
+        self.wait_for_audit(|r| {
+            r.event == event && r.outcome == "failure" && r.reason.as_deref() == Some(reason)
+        });
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly.
+    pub fn stop(mut self) -> (bool, TestDb) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let ok = loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                break status.success();
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // Move the database out; Drop below then only kills (already exited) the process.
+        let db = std::mem::replace(&mut self.db, TestDb::placeholder());
+        (ok, db)
+    }
+}
+
+impl TestDb {
+    fn placeholder() -> Self {
+        TestDb::Sqlite {
+            dir: tempfile::tempdir().expect("temp dir"),
+            url: String::new(),
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- patron log ----\n{}", self.log());
+        }
+    }
+}
+
+/// A P-256 key pair for a test agent.
+pub struct AgentKey {
+    /// The key pair.
+    pub pair: josekit::jwk::alg::ec::EcKeyPair,
+}
+
+impl AgentKey {
+    /// Generates a key.
+    pub fn generate() -> Self {
+        Self {
+            pair: josekit::jwk::alg::ec::EcKeyPair::generate(josekit::jwk::alg::ec::EcCurve::P256)
+                .expect("generate key"),
+        }
+    }
+
+    /// Its public JWK with `kid`.
+    pub fn public_jwk(&self, kid: &str) -> Value {
+        use josekit::jwk::KeyPair as _;
+        let mut m = self.pair.to_jwk_public_key().as_ref().clone();
+        m.insert("kid".into(), json!(kid));
+        Value::Object(m)
+    }
+
+    /// Its private JWK (for tests that must be refused).
+    pub fn private_jwk(&self) -> Value {
+        use josekit::jwk::KeyPair as _;
+        Value::Object(self.pair.to_jwk_private_key().as_ref().clone())
+    }
+
+    /// Signs a compact JWS over `header` and `claims` with ES256.
+    pub fn sign(&self, header: Value, claims: Value) -> String {
+        use base64::Engine as _;
+        use josekit::jwk::KeyPair as _;
+        use josekit::jws::JwsSigner as _;
+        let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let input = format!(
+            "{}.{}",
+            e.encode(header.to_string()),
+            e.encode(claims.to_string())
+        );
+        let signer = josekit::jws::ES256
+            .signer_from_der(self.pair.to_der_private_key())
+            .expect("signer");
+        let sig = signer.sign(input.as_bytes()).expect("sign");
+        format!("{input}.{}", e.encode(sig))
+    }
+}
+
+/// Metadata of a typical agent: private_key_jwt, client_credentials, DPoP-bound.
+pub fn agent_metadata(key: &AgentKey) -> Value {
+    json!({
+        "client_name": "Test agent",
+        "grant_types": ["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"],
+        "response_types": [],
+        "token_endpoint_auth_method": "private_key_jwt",
+        "jwks": {"keys": [key.public_jwk("k1")]},
+        "dpop_bound_access_tokens": true,
+        "scope": "read write",
+    })
+}
+
+/// Asserts an OAuth error response: status, `error` code, and exactly the RFC members.
+pub fn assert_oauth_error(resp: reqwest::blocking::Response, status: u16, code: &str) -> Value {
+    let actual = resp.status().as_u16();
+    let cache = resp
+        .headers()
+        .get("cache-control")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body: Value = resp.json().expect("error body is JSON");
+    assert_eq!(actual, status, "body: {body}");
+    assert_eq!(body["error"], code, "body: {body}");
+    let desc = body["error_description"].as_str().unwrap_or_default();
+    assert!(!desc.is_empty(), "error_description must help: {body}");
+    let keys: Vec<&String> = body.as_object().expect("object").keys().collect();
+    assert!(
+        keys.iter().all(|k| ["error", "error_description", "error_uri"].contains(&k.as_str())),
+        "unexpected members: {body}"
+    );
+    assert_eq!(cache, "no-store");
+    body
+}

@@ -1,0 +1,86 @@
+//! Health, readiness, metrics, and configuration errors at start-up.
+
+use std::process::Command;
+
+use crate::helpers::{AgentKey, TestServer, agent_metadata};
+
+#[test]
+fn health_readiness_and_metrics_answer() {
+    let s = TestServer::spawn();
+    assert_eq!(s.http.get(s.url("/healthz")).send().unwrap().text().unwrap(), "ok\n");
+    let ready = s.http.get(s.url("/readyz")).send().unwrap();
+    assert_eq!(ready.status(), 200);
+    assert!(ready.text().unwrap().contains("database: ok"));
+
+    s.register_ok(&agent_metadata(&AgentKey::generate()));
+    let _ = s.register(&serde_json::json!({"client_name": 1}));
+    let m = s.http.get(s.url("/metrics")).send().unwrap().text().unwrap();
+    assert!(m.contains("patron_registrations_total{outcome=\"success\"} 1\n"), "{m}");
+    assert!(m.contains("patron_registrations_total{outcome=\"failure\"} 1\n"), "{m}");
+    assert!(m.contains("# TYPE patron_audit_queue_depth gauge"));
+}
+
+fn serve_with(env: &[(&str, &str)]) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_patron"));
+    cmd.arg("serve").env_clear().current_dir(dir.path());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn invalid_configuration_stops_start_up_naming_the_setting() {
+    let (ok, err) = serve_with(&[("PATRON_LISTEN", "not-an-address")]);
+    assert!(!ok);
+    assert!(err.contains("listen"), "{err}");
+
+    let (ok, err) = serve_with(&[("PATRON_DATABASE_URL", "mysql://x/y")]);
+    assert!(!ok);
+    assert!(err.contains("database.url"), "{err}");
+
+    let (ok, err) = serve_with(&[("PATRON_UNKNOWN_SETTING", "1")]);
+    assert!(!ok);
+    assert!(err.contains("unknown_setting"), "{err}");
+}
+
+#[test]
+fn production_mode_refuses_unsafe_settings() {
+    let kek = ("PATRON_KEY_ENCRYPTION_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=");
+    let (ok, err) = serve_with(&[("PATRON_MODE", "production"), ("PATRON_ISSUER", "http://auth.example.com"), kek]);
+    assert!(!ok);
+    assert!(err.contains("issuer"), "{err}");
+
+    let (ok, err) = serve_with(&[("PATRON_MODE", "production"), ("PATRON_ISSUER", "https://auth.example.com")]);
+    assert!(!ok);
+    assert!(err.contains("keys.encryption_key"), "{err}");
+
+    let (ok, err) = serve_with(&[
+        ("PATRON_MODE", "production"),
+        ("PATRON_ISSUER", "https://auth.example.com"),
+        ("PATRON_CONSOLE__DEVELOPMENT_LOGIN", "true"),
+        kek,
+    ]);
+    assert!(!ok);
+    assert!(err.contains("console.development_login"), "{err}");
+}
+
+#[test]
+fn migrate_brings_a_fresh_database_up_to_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_patron"))
+            .arg("migrate")
+            .env_clear()
+            .env("PATRON_DATABASE_URL", format!("sqlite://{}", dir.path().join("m.db").display()))
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    assert!(first.status.success());
+    assert!(String::from_utf8_lossy(&first.stdout).contains("applied 1 migration"));
+    let second = run();
+    assert!(String::from_utf8_lossy(&second.stdout).contains("applied 0 migration"));
+}
