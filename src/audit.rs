@@ -108,7 +108,7 @@ impl AuditEvent {
 }
 
 enum Message {
-    Event(NewAuditEvent),
+    Event(Box<NewAuditEvent>),
     Flush(mpsc::Sender<()>),
 }
 
@@ -137,7 +137,7 @@ impl AuditLog {
 
     /// Queues an event; never blocks. A full queue drops the event and counts it.
     pub fn record(&self, event: AuditEvent) {
-        match self.tx.try_send(Message::Event(event.inner)) {
+        match self.tx.try_send(Message::Event(Box::new(event.inner))) {
             Ok(()) => {
                 self.metrics.audit_queued.fetch_add(1, Ordering::Relaxed);
             }
@@ -212,7 +212,7 @@ fn writer_loop(
         });
         match rx.recv_timeout(wait) {
             Ok(Message::Event(e)) => {
-                batch.push(e);
+                batch.push(*e);
                 deadline.get_or_insert_with(|| Instant::now() + interval);
                 if batch.len() >= config.batch_size {
                     write_batch(&manager, &mut conn, &mut batch, &metrics);

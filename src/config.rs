@@ -427,7 +427,10 @@ impl Config {
 
     /// Like [`load`](Self::load), with a `listen` address from the command line that takes
     /// precedence over file and environment.
-    pub fn load_with_listen(file: Option<&Path>, listen: Option<&str>) -> Result<Self, ConfigError> {
+    pub fn load_with_listen(
+        file: Option<&Path>,
+        listen: Option<&str>,
+    ) -> Result<Self, ConfigError> {
         Self::load_from(file, Env::prefixed("PATRON_"), listen)
     }
 
@@ -515,8 +518,8 @@ impl RawConfig {
             Some(raw) => Some(parse_issuer(raw)?),
         };
 
-        let database_url =
-            DatabaseUrl::parse(&self.database.url).map_err(|m| ConfigError::new("database.url", m))?;
+        let database_url = DatabaseUrl::parse(&self.database.url)
+            .map_err(|m| ConfigError::new("database.url", m))?;
         if self.database.pool_size == 0 || self.database.pool_size > 512 {
             return Err(ConfigError::new(
                 "database.pool_size",
@@ -747,6 +750,10 @@ pub fn issuer_string(url: &Url) -> String {
 mod tests {
     use super::*;
 
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment's Jail closure returns figment's own (large) error type"
+    )]
     fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
         figment::Jail::expect_with(|jail| {
             jail.clear_env();
@@ -863,7 +870,9 @@ mod tests {
     #[test]
     fn database_urls_pick_their_backend_by_scheme() {
         assert_eq!(
-            DatabaseUrl::parse("sqlite:///tmp/x.db").unwrap().connect_string(),
+            DatabaseUrl::parse("sqlite:///tmp/x.db")
+                .unwrap()
+                .connect_string(),
             "/tmp/x.db"
         );
         assert_eq!(

@@ -111,7 +111,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 fn serve(config: Config) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(config)?;
-        println!("patron listening on http://{} (issuer {})", app.local_addr(), app.issuer());
+        println!(
+            "patron listening on http://{} (issuer {})",
+            app.local_addr(),
+            app.issuer()
+        );
         tracing::info!(addr = %app.local_addr(), issuer = %app.issuer(), "patron started");
         app.run().await
     })
@@ -134,11 +138,25 @@ fn keys_list(config: &Config) -> anyhow::Result<()> {
         println!("no signing keys yet; `patron serve` creates the first one");
         return Ok(());
     }
-    println!("{:<45} {:<6} {:>4} {:<9} {:>12}", "KID", "ALG", "GEN", "ROLE", "ACTIVATES");
+    println!(
+        "{:<45} {:<6} {:>4} {:<9} {:>12}",
+        "KID", "ALG", "GEN", "ROLE", "ACTIVATES"
+    );
     for (k, role) in roles(&keys, now, overlap) {
         let when = k.activate_at - now;
-        let activates = if when > 0 { format!("in {when}s") } else { format!("{}s ago", -when) };
-        println!("{:<45} {:<6} {:>4} {:<9} {:>12}", k.kid, k.alg, k.generation, role.name(), activates);
+        let activates = if when > 0 {
+            format!("in {when}s")
+        } else {
+            format!("{}s ago", -when)
+        };
+        println!(
+            "{:<45} {:<6} {:>4} {:<9} {:>12}",
+            k.kid,
+            k.alg,
+            k.generation,
+            role.name(),
+            activates
+        );
     }
     Ok(())
 }
@@ -169,7 +187,10 @@ fn enrollment_create(config: &Config, args: EnrollmentArgs) -> anyhow::Result<()
         let (aud, scopes) = g
             .split_once('=')
             .with_context(|| format!("--grant {g}: expected AUDIENCE=scope1,scope2"))?;
-        grants.push((aud.trim().to_owned(), scopes.replace(',', " ").trim().to_owned()));
+        grants.push((
+            aud.trim().to_owned(),
+            scopes.replace(',', " ").trim().to_owned(),
+        ));
     }
     if args.owner.trim().is_empty() || !args.owner.contains(':') {
         anyhow::bail!("--owner must look like github:12345, google:<sub> or oidc:<issuer>#<sub>");
@@ -183,8 +204,13 @@ fn enrollment_create(config: &Config, args: EnrollmentArgs) -> anyhow::Result<()
         i64::from(args.ttl),
         clock::now(),
     )?;
-    println!("enrollment token {id} for {} ({} use(s), expires in {}s):", args.owner, args.uses, args.ttl);
+    println!(
+        "enrollment token {id} for {} ({} use(s), expires in {}s):",
+        args.owner, args.uses, args.ttl
+    );
     println!("{token}");
-    println!("It is shown once. Agents send it as `Authorization: Bearer <token>` to POST /register.");
+    println!(
+        "It is shown once. Agents send it as `Authorization: Bearer <token>` to POST /register."
+    );
     Ok(())
 }

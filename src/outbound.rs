@@ -93,7 +93,7 @@ struct GuardedResolver {
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let host = name.as_str().to_ascii_lowercase();
-        let allowed = self.allow_hosts.iter().any(|h| *h == host);
+        let allowed = self.allow_hosts.contains(&host);
         Box::pin(async move {
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
                 .await
@@ -103,7 +103,9 @@ impl Resolve for GuardedResolver {
                 return Err("no addresses".into());
             }
             if !allowed && addrs.iter().any(|a| !is_public(a.ip())) {
-                return Err(Box::new(PrivateAddressError) as Box<dyn std::error::Error + Send + Sync>);
+                return Err(
+                    Box::new(PrivateAddressError) as Box<dyn std::error::Error + Send + Sync>
+                );
             }
             Ok(Box::new(addrs.into_iter()) as Addrs)
         })
@@ -162,7 +164,7 @@ impl Fetcher {
             return Err(FetchError::NotHttps);
         }
         let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
-        if self.allow_hosts.iter().any(|h| *h == host) {
+        if self.allow_hosts.contains(&host) {
             return Ok(());
         }
         let literal = match url.host() {
@@ -204,9 +206,15 @@ impl Fetcher {
                 }
             })?;
         if !resp.status().is_success() {
-            return Err(FetchError::Failed(format!("HTTP status {}", resp.status().as_u16())));
+            return Err(FetchError::Failed(format!(
+                "HTTP status {}",
+                resp.status().as_u16()
+            )));
         }
-        if resp.content_length().is_some_and(|n| n > self.max_bytes as u64) {
+        if resp
+            .content_length()
+            .is_some_and(|n| n > self.max_bytes as u64)
+        {
             return Err(FetchError::TooLarge(self.max_bytes));
         }
         let mut body = Vec::new();
@@ -263,9 +271,23 @@ mod tests {
     #[test]
     fn private_and_special_addresses_are_not_public() {
         for a in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1",
-            "0.0.0.0", "224.0.0.1", "255.255.255.255", "198.18.0.1", "::1", "fd00::1", "fe80::1",
-            "::ffff:127.0.0.1", "64:ff9b::a00:1", "2001:db8::1", "::",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "198.18.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "64:ff9b::a00:1",
+            "2001:db8::1",
+            "::",
         ] {
             assert!(!is_public(a.parse().unwrap()), "{a}");
         }
@@ -285,9 +307,18 @@ mod tests {
         })
         .unwrap();
         let u = |s: &str| Url::parse(s).unwrap();
-        assert!(matches!(f.check_url(&u("http://8.8.8.8/k")), Err(FetchError::NotHttps)));
-        assert!(matches!(f.check_url(&u("https://127.0.0.1/k")), Err(FetchError::PrivateAddress)));
-        assert!(matches!(f.check_url(&u("https://[::1]/k")), Err(FetchError::PrivateAddress)));
+        assert!(matches!(
+            f.check_url(&u("http://8.8.8.8/k")),
+            Err(FetchError::NotHttps)
+        ));
+        assert!(matches!(
+            f.check_url(&u("https://127.0.0.1/k")),
+            Err(FetchError::PrivateAddress)
+        ));
+        assert!(matches!(
+            f.check_url(&u("https://[::1]/k")),
+            Err(FetchError::PrivateAddress)
+        ));
         assert!(f.check_url(&u("https://127.0.0.2/k")).is_ok());
         assert!(f.check_url(&u("https://example.com/k")).is_ok());
     }

@@ -9,9 +9,12 @@ use crate::state::AppState;
 
 /// Routes of this area.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/.well-known/oauth-authorization-server", web::get().to(metadata))
-        .route("/.well-known/openid-configuration", web::get().to(metadata))
-        .route(JWKS_PATH, web::get().to(jwks));
+    cfg.route(
+        "/.well-known/oauth-authorization-server",
+        web::get().to(metadata),
+    )
+    .route("/.well-known/openid-configuration", web::get().to(metadata))
+    .route(JWKS_PATH, web::get().to(jwks));
 }
 
 async fn metadata(state: web::Data<AppState>) -> HttpResponse {

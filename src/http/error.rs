@@ -76,7 +76,11 @@ pub fn render(e: &OAuthError) -> HttpResponse {
 
 /// 404 for unknown paths, as OAuth-style JSON.
 pub async fn not_found() -> HttpResponse {
-    render(&OAuthError::new(ErrorKind::NotFound, "no such endpoint", "not_found"))
+    render(&OAuthError::new(
+        ErrorKind::NotFound,
+        "no such endpoint",
+        "not_found",
+    ))
 }
 
 /// 405 for a known path with the wrong method.

@@ -29,7 +29,13 @@ pub async fn json_object(
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"))
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        })
         .unwrap_or(false);
     if !is_json {
         return Err(OAuthError::new(
@@ -56,7 +62,11 @@ pub async fn json_object(
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| {
-            OAuthError::new(ErrorKind::InvalidRequest, "the request body could not be read", "body_unreadable")
+            OAuthError::new(
+                ErrorKind::InvalidRequest,
+                "the request body could not be read",
+                "body_unreadable",
+            )
         })?;
         if body.len() + chunk.len() > limit {
             return Err(too_large());
@@ -65,7 +75,11 @@ pub async fn json_object(
     }
     match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(OAuthError::new(bad_json, "the request body must be a JSON object", "body_not_object")),
+        Ok(_) => Err(OAuthError::new(
+            bad_json,
+            "the request body must be a JSON object",
+            "body_not_object",
+        )),
         Err(e) if e.to_string().contains("recursion limit") => Err(OAuthError::new(
             bad_json,
             "the request body is nested too deeply",
@@ -73,7 +87,11 @@ pub async fn json_object(
         )),
         Err(e) => Err(OAuthError::new(
             bad_json,
-            format!("the request body is not valid JSON (line {}, column {})", e.line(), e.column()),
+            format!(
+                "the request body is not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
             "body_not_json",
         )),
     }

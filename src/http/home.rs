@@ -26,7 +26,9 @@ async fn home(state: web::Data<AppState>) -> HttpResponse {
         development: state.config.mode == Mode::Development,
     };
     match page.render() {
-        Ok(html) => HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html),
+        Ok(html) => HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(html),
         Err(e) => {
             tracing::error!(error = %e, "home page template failed");
             HttpResponse::InternalServerError().finish()

@@ -28,7 +28,9 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if db && key {
         HttpResponse::Ok().content_type("text/plain").body(body)
     } else {
-        HttpResponse::ServiceUnavailable().content_type("text/plain").body(body)
+        HttpResponse::ServiceUnavailable()
+            .content_type("text/plain")
+            .body(body)
     }
 }
 

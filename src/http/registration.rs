@@ -41,7 +41,13 @@ async fn register_client(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
     let who = caller(&req, &state);
-    let body = json_object(&req, payload, MAX_JSON_BODY, ErrorKind::InvalidClientMetadata).await;
+    let body = json_object(
+        &req,
+        payload,
+        MAX_JSON_BODY,
+        ErrorKind::InvalidClientMetadata,
+    )
+    .await;
     let info = registration::register(&state, &who, bearer(&req), body).await?;
     Ok(json(actix_web::http::StatusCode::CREATED, &info))
 }
@@ -65,7 +71,13 @@ async fn update_client(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
     let who = caller(&req, &state);
-    let body = json_object(&req, payload, MAX_JSON_BODY, ErrorKind::InvalidClientMetadata).await;
+    let body = json_object(
+        &req,
+        payload,
+        MAX_JSON_BODY,
+        ErrorKind::InvalidClientMetadata,
+    )
+    .await;
     let info = registration::update(&state, &who, &path, bearer(&req), body).await?;
     Ok(json(actix_web::http::StatusCode::OK, &info))
 }

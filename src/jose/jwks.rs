@@ -66,10 +66,16 @@ fn check_key(key: &Map<String, Value>) -> Result<(), String> {
             let len = match crv {
                 "P-256" => 32,
                 "P-384" => 48,
-                other => return Err(format!("unsupported EC curve `{other}` (use P-256 or P-384)")),
+                other => {
+                    return Err(format!(
+                        "unsupported EC curve `{other}` (use P-256 or P-384)"
+                    ));
+                }
             };
             if b64(key, "x")?.len() != len || b64(key, "y")?.len() != len {
-                return Err(format!("EC key coordinates have the wrong length for {crv}"));
+                return Err(format!(
+                    "EC key coordinates have the wrong length for {crv}"
+                ));
             }
         }
         "OKP" => {
@@ -90,14 +96,22 @@ fn check_key(key: &Map<String, Value>) -> Result<(), String> {
                 .map(|b| (significant.len() - 1) * 8 + (8 - b.leading_zeros() as usize))
                 .unwrap_or(0);
             if bits < 2048 {
-                return Err(format!("RSA key has {bits} bits; at least 2048 are required"));
+                return Err(format!(
+                    "RSA key has {bits} bits; at least 2048 are required"
+                ));
             }
             if bits > 8192 {
-                return Err(format!("RSA key has {bits} bits; at most 8192 are accepted"));
+                return Err(format!(
+                    "RSA key has {bits} bits; at most 8192 are accepted"
+                ));
             }
             b64(key, "e")?;
         }
-        other => return Err(format!("unsupported key type `{other}` (use EC, OKP or RSA)")),
+        other => {
+            return Err(format!(
+                "unsupported key type `{other}` (use EC, OKP or RSA)"
+            ));
+        }
     }
     if let Some(alg) = key.get("alg") {
         match alg.as_str() {
@@ -161,10 +175,17 @@ impl PublicKeySet {
             let kid = match obj.get("kid") {
                 None => None,
                 Some(Value::String(s)) if !s.is_empty() && s.len() <= 200 => Some(s.clone()),
-                Some(_) => return Err(format!("key {i}: `kid` must be a string of 1 to 200 characters")),
+                Some(_) => {
+                    return Err(format!(
+                        "key {i}: `kid` must be a string of 1 to 200 characters"
+                    ));
+                }
             };
             if let Some(kid) = &kid {
-                if out.iter().any(|p: &PublicKey| p.kid.as_deref() == Some(kid)) {
+                if out
+                    .iter()
+                    .any(|p: &PublicKey| p.kid.as_deref() == Some(kid))
+                {
                     return Err(format!("key {i}: `kid` {kid:?} is used twice"));
                 }
             }
@@ -192,7 +213,11 @@ impl PublicKeySet {
             None => {
                 let mut suitable = self.keys.iter().filter(|k| key_suits(&k.jwk, alg));
                 let first = suitable.next();
-                if suitable.next().is_some() { None } else { first }
+                if suitable.next().is_some() {
+                    None
+                } else {
+                    first
+                }
             }
         }
     }
@@ -200,12 +225,13 @@ impl PublicKeySet {
 
 /// Whether a JWK's type and curve fit a JWS algorithm.
 pub fn key_suits(jwk: &Jwk, alg: &str) -> bool {
-    match (alg, jwk.key_type(), jwk.curve()) {
-        ("ES256", "EC", Some("P-256")) | ("ES384", "EC", Some("P-384")) => true,
-        ("EdDSA", "OKP", Some("Ed25519")) => true,
-        ("RS256" | "PS256", "RSA", _) => true,
-        _ => false,
-    }
+    matches!(
+        (alg, jwk.key_type(), jwk.curve()),
+        ("ES256", "EC", Some("P-256"))
+            | ("ES384", "EC", Some("P-384"))
+            | ("EdDSA", "OKP", Some("Ed25519"))
+            | ("RS256" | "PS256", "RSA", _)
+    )
 }
 
 /// A verifier for `alg` from a public JWK, or `None` if the algorithm is not allowed or
@@ -228,9 +254,9 @@ pub fn verifier(jwk: &Jwk, alg: &str) -> Option<Box<dyn JwsVerifier>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use josekit::jwk::KeyPair;
     use josekit::jwk::alg::ec::{EcCurve, EcKeyPair};
     use josekit::jwk::alg::rsa::RsaKeyPair;
-    use josekit::jwk::KeyPair;
     use serde_json::json;
 
     fn ec_public() -> Value {
@@ -277,7 +303,11 @@ mod tests {
     fn unsupported_types_and_curves_are_refused() {
         let mut k = ec_public();
         k["crv"] = json!("P-521");
-        assert!(PublicKeySet::from_jwks(&json!({"keys": [k]})).unwrap_err().contains("P-521"));
+        assert!(
+            PublicKeySet::from_jwks(&json!({"keys": [k]}))
+                .unwrap_err()
+                .contains("P-521")
+        );
         let err = PublicKeySet::from_jwks(&json!({"keys": [{"kty": "XYZ"}]})).unwrap_err();
         assert!(err.contains("XYZ"), "{err}");
     }

@@ -329,9 +329,15 @@ pub fn signer(key: &StoredKey, kek: &KeyEncryptionKey) -> Result<Signer, KeyErro
     let crypto = |e: josekit::JoseError| KeyError::Crypto(e.to_string());
     let alg: SigningAlgorithm = key.alg.parse().map_err(KeyError::Crypto)?;
     let signer: Arc<dyn JwsSigner> = match alg {
-        SigningAlgorithm::Es256 => Arc::new(josekit::jws::ES256.signer_from_der(&der).map_err(crypto)?),
-        SigningAlgorithm::EdDsa => Arc::new(josekit::jws::EdDSA.signer_from_der(&der).map_err(crypto)?),
-        SigningAlgorithm::Rs256 => Arc::new(josekit::jws::RS256.signer_from_der(&der).map_err(crypto)?),
+        SigningAlgorithm::Es256 => {
+            Arc::new(josekit::jws::ES256.signer_from_der(&der).map_err(crypto)?)
+        }
+        SigningAlgorithm::EdDsa => {
+            Arc::new(josekit::jws::EdDSA.signer_from_der(&der).map_err(crypto)?)
+        }
+        SigningAlgorithm::Rs256 => {
+            Arc::new(josekit::jws::RS256.signer_from_der(&der).map_err(crypto)?)
+        }
     };
     Ok(Signer {
         kid: key.kid.clone(),
@@ -404,12 +410,20 @@ mod tests {
         let sealed = k.encrypt("kid1", b"secret").unwrap();
         assert_eq!(k.decrypt("kid1", &sealed).unwrap(), b"secret");
         assert!(k.decrypt("kid2", &sealed).is_err());
-        assert!(KeyEncryptionKey::from_bytes([8u8; 32]).decrypt("kid1", &sealed).is_err());
+        assert!(
+            KeyEncryptionKey::from_bytes([8u8; 32])
+                .decrypt("kid1", &sealed)
+                .is_err()
+        );
     }
 
     #[test]
     fn every_algorithm_generates_a_key_that_signs_and_verifies() {
-        for alg in [SigningAlgorithm::Es256, SigningAlgorithm::EdDsa, SigningAlgorithm::Rs256] {
+        for alg in [
+            SigningAlgorithm::Es256,
+            SigningAlgorithm::EdDsa,
+            SigningAlgorithm::Rs256,
+        ] {
             let stored = generate(alg, 1, 100, 100, &kek()).unwrap();
             let jwk: Value = serde_json::from_str(&stored.public_jwk).unwrap();
             assert_eq!(jwk["alg"], alg.as_str());

@@ -94,7 +94,9 @@ impl Reason {
             Self::Malformed => "not a well-formed signed JWT",
             Self::TooLarge => "the JWT is too large",
             Self::AlgNotAllowed => "the JWT's signing algorithm is not accepted",
-            Self::CritUnsupported => "the JWT uses critical header extensions that are not supported",
+            Self::CritUnsupported => {
+                "the JWT uses critical header extensions that are not supported"
+            }
             Self::HeaderKeyNotAllowed => {
                 "the JWT header must not carry or point to keys (jku, x5u, x5c, jwk)"
             }
@@ -150,7 +152,9 @@ pub struct Unverified<'a> {
 pub struct VerifiedClaims(pub Map<String, Value>);
 
 fn decode_part(part: &str) -> Result<Map<String, Value>, Reason> {
-    let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| Reason::Malformed)?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| Reason::Malformed)?;
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(map)) => Ok(map),
         _ => Err(Reason::Malformed),
@@ -169,12 +173,16 @@ pub fn decode<'a>(token: &'a str, expect: &Expectations<'_>) -> Result<Unverifie
         return Err(Reason::TooLarge);
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(c), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(Reason::Malformed);
     };
     let header = decode_part(h)?;
-    let alg = header.get("alg").and_then(Value::as_str).ok_or(Reason::AlgNotAllowed)?;
+    let alg = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .ok_or(Reason::AlgNotAllowed)?;
     if !VERIFY_ALGORITHMS.contains(&alg) {
         return Err(Reason::AlgNotAllowed);
     }
@@ -227,7 +235,9 @@ impl Unverified<'_> {
             .get("alg")
             .and_then(Value::as_str)
             .ok_or(Reason::AlgNotAllowed)?;
-        let key = keys.find(self.unverified_kid(), alg).ok_or(Reason::KidUnknown)?;
+        let key = keys
+            .find(self.unverified_kid(), alg)
+            .ok_or(Reason::KidUnknown)?;
         let v = verifier(&key.jwk, alg).ok_or(Reason::SignatureInvalid)?;
         v.verify(self.signing_input.as_bytes(), &self.signature)
             .map_err(|_| Reason::SignatureInvalid)?;
@@ -365,19 +375,37 @@ pub(crate) mod tests {
         let (_, keys) = setup();
         let h = URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#);
         let c = URL_SAFE_NO_PAD.encode(claims(1000).to_string());
-        assert_eq!(run(&format!("{h}.{c}.AAAA"), &keys, 1000).unwrap_err(), Reason::AlgNotAllowed);
+        assert_eq!(
+            run(&format!("{h}.{c}.AAAA"), &keys, 1000).unwrap_err(),
+            Reason::AlgNotAllowed
+        );
         let h = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","kid":"k1"}"#);
-        assert_eq!(run(&format!("{h}.{c}.AAAA"), &keys, 1000).unwrap_err(), Reason::AlgNotAllowed);
+        assert_eq!(
+            run(&format!("{h}.{c}.AAAA"), &keys, 1000).unwrap_err(),
+            Reason::AlgNotAllowed
+        );
     }
 
     #[test]
     fn key_carrying_headers_and_crit_are_refused() {
         let (kp, keys) = setup();
         for h in ["jku", "x5u", "x5c", "jwk"] {
-            let t = sign(&kp, json!({"alg": "ES256", "kid": "k1", h: "x"}), claims(1000));
-            assert_eq!(run(&t, &keys, 1000).unwrap_err(), Reason::HeaderKeyNotAllowed, "{h}");
+            let t = sign(
+                &kp,
+                json!({"alg": "ES256", "kid": "k1", h: "x"}),
+                claims(1000),
+            );
+            assert_eq!(
+                run(&t, &keys, 1000).unwrap_err(),
+                Reason::HeaderKeyNotAllowed,
+                "{h}"
+            );
         }
-        let t = sign(&kp, json!({"alg": "ES256", "kid": "k1", "crit": ["b64"]}), claims(1000));
+        let t = sign(
+            &kp,
+            json!({"alg": "ES256", "kid": "k1", "crit": ["b64"]}),
+            claims(1000),
+        );
         assert_eq!(run(&t, &keys, 1000).unwrap_err(), Reason::CritUnsupported);
     }
 
@@ -400,14 +428,23 @@ pub(crate) mod tests {
         assert!(run(&t, &keys, 1064).is_ok());
         let mut c = claims(1000);
         c["nbf"] = json!(1100);
-        assert_eq!(run(&sign(&kp, h.clone(), c), &keys, 1000).unwrap_err(), Reason::TokenNotYetValid);
+        assert_eq!(
+            run(&sign(&kp, h.clone(), c), &keys, 1000).unwrap_err(),
+            Reason::TokenNotYetValid
+        );
         let mut c = claims(1000);
         c["iat"] = json!(600);
         c["exp"] = json!(2000);
-        assert_eq!(run(&sign(&kp, h.clone(), c), &keys, 1000).unwrap_err(), Reason::IatTooOld);
+        assert_eq!(
+            run(&sign(&kp, h.clone(), c), &keys, 1000).unwrap_err(),
+            Reason::IatTooOld
+        );
         let mut c = claims(1000);
         c.as_object_mut().unwrap().remove("exp");
-        assert_eq!(run(&sign(&kp, h, c), &keys, 1000).unwrap_err(), Reason::ExpMissing);
+        assert_eq!(
+            run(&sign(&kp, h, c), &keys, 1000).unwrap_err(),
+            Reason::ExpMissing
+        );
     }
 
     #[test]
@@ -416,25 +453,45 @@ pub(crate) mod tests {
         let h = json!({"alg": "ES256", "kid": "k1"});
         let mut c = claims(1000);
         c["iss"] = json!("evil");
-        assert_eq!(run(&sign(&kp, h.clone(), c), &keys, 1000).unwrap_err(), Reason::IssMismatch);
+        assert_eq!(
+            run(&sign(&kp, h.clone(), c), &keys, 1000).unwrap_err(),
+            Reason::IssMismatch
+        );
         let mut c = claims(1000);
         c["aud"] = json!(["x", "y"]);
-        assert_eq!(run(&sign(&kp, h.clone(), c), &keys, 1000).unwrap_err(), Reason::AudMismatch);
+        assert_eq!(
+            run(&sign(&kp, h.clone(), c), &keys, 1000).unwrap_err(),
+            Reason::AudMismatch
+        );
         let mut c = claims(1000);
         c["aud"] = json!(["x", "aud1"]);
         assert!(run(&sign(&kp, h.clone(), c), &keys, 1000).is_ok());
         let mut c = claims(1000);
         c.as_object_mut().unwrap().remove("jti");
-        assert_eq!(run(&sign(&kp, h, c), &keys, 1000).unwrap_err(), Reason::JtiMissing);
+        assert_eq!(
+            run(&sign(&kp, h, c), &keys, 1000).unwrap_err(),
+            Reason::JtiMissing
+        );
     }
 
     #[test]
     fn typ_is_checked_when_expected() {
         let (kp, keys) = setup();
-        let e = Expectations { typ: Some("dpop+jwt"), ..expect() };
-        let t = sign(&kp, json!({"alg": "ES256", "kid": "k1", "typ": "JWT"}), claims(1000));
+        let e = Expectations {
+            typ: Some("dpop+jwt"),
+            ..expect()
+        };
+        let t = sign(
+            &kp,
+            json!({"alg": "ES256", "kid": "k1", "typ": "JWT"}),
+            claims(1000),
+        );
         assert_eq!(decode(&t, &e).unwrap_err(), Reason::TypMismatch);
-        let t = sign(&kp, json!({"alg": "ES256", "kid": "k1", "typ": "application/DPoP+jwt"}), claims(1000));
+        let t = sign(
+            &kp,
+            json!({"alg": "ES256", "kid": "k1", "typ": "application/DPoP+jwt"}),
+            claims(1000),
+        );
         assert!(decode(&t, &e).unwrap().verify(&keys, &e, 1000).is_ok());
     }
 
@@ -444,6 +501,9 @@ pub(crate) mod tests {
         for t in ["", "a.b", "a.b.c.d", "!!!.???.***", "e30.e30.AAAA"] {
             assert!(run(t, &keys, 0).is_err(), "{t}");
         }
-        assert_eq!(run(&"a".repeat(MAX_JWT_BYTES + 1), &keys, 0).unwrap_err(), Reason::TooLarge);
+        assert_eq!(
+            run(&"a".repeat(MAX_JWT_BYTES + 1), &keys, 0).unwrap_err(),
+            Reason::TooLarge
+        );
     }
 }

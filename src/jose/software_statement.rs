@@ -86,7 +86,10 @@ mod tests {
         let kp = EcKeyPair::generate(EcCurve::P256).unwrap();
         let jwk = kp.to_jwk_public_key().as_ref().clone();
         let set = PublicKeySet::from_jwks(&json!({ "keys": [jwk] })).unwrap();
-        (kp, TrustedPublishers::new(vec![("https://pub.example".into(), set)]))
+        (
+            kp,
+            TrustedPublishers::new(vec![("https://pub.example".into(), set)]),
+        )
     }
 
     #[test]
@@ -105,19 +108,34 @@ mod tests {
     #[test]
     fn an_unknown_publisher_is_unapproved() {
         let (kp, p) = publishers();
-        let s = sign(&kp, json!({"alg": "ES256"}), json!({"iss": "https://other.example"}));
-        assert_eq!(p.verify(&s, 0, 100).unwrap_err(), StatementError::Unapproved);
+        let s = sign(
+            &kp,
+            json!({"alg": "ES256"}),
+            json!({"iss": "https://other.example"}),
+        );
+        assert_eq!(
+            p.verify(&s, 0, 100).unwrap_err(),
+            StatementError::Unapproved
+        );
     }
 
     #[test]
     fn tampered_and_expired_statements_are_invalid() {
         let (kp, p) = publishers();
-        let s = sign(&kp, json!({"alg": "ES256"}), json!({"iss": "https://pub.example", "exp": 50}));
+        let s = sign(
+            &kp,
+            json!({"alg": "ES256"}),
+            json!({"iss": "https://pub.example", "exp": 50}),
+        );
         assert_eq!(
             p.verify(&s, 0, 100).unwrap_err(),
             StatementError::Invalid(Reason::TokenExpired)
         );
-        let good = sign(&kp, json!({"alg": "ES256"}), json!({"iss": "https://pub.example"}));
+        let good = sign(
+            &kp,
+            json!({"alg": "ES256"}),
+            json!({"iss": "https://pub.example"}),
+        );
         let mut parts: Vec<&str> = good.split('.').collect();
         let forged = base64::Engine::encode(
             &base64::engine::general_purpose::URL_SAFE_NO_PAD,

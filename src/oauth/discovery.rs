@@ -64,6 +64,9 @@ mod tests {
         assert_eq!(m["jwks_uri"], "https://as.example/jwks.json");
         assert_eq!(m["registration_endpoint"], "https://as.example/register");
         assert_eq!(m["patron_validation_profile"]["clock_skew_seconds"], 60);
-        assert!(m.get("token_endpoint").is_none(), "not implemented yet, so not advertised");
+        assert!(
+            m.get("token_endpoint").is_none(),
+            "not implemented yet, so not advertised"
+        );
     }
 }

@@ -171,7 +171,13 @@ impl OAuthError {
 
 impl fmt::Display for OAuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}): {}", self.kind.code(), self.reason, self.description)
+        write!(
+            f,
+            "{} ({}): {}",
+            self.kind.code(),
+            self.reason,
+            self.description
+        )
     }
 }
 
@@ -183,7 +189,11 @@ mod tests {
 
     #[test]
     fn body_holds_exactly_error_and_description() {
-        let e = OAuthError::new(ErrorKind::InvalidRedirectUri, "no fragments", "redirect_uri_fragment");
+        let e = OAuthError::new(
+            ErrorKind::InvalidRedirectUri,
+            "no fragments",
+            "redirect_uri_fragment",
+        );
         let v: serde_json::Value = serde_json::from_str(&e.body()).unwrap();
         assert_eq!(
             v,

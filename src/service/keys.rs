@@ -49,7 +49,10 @@ fn to_row(k: &StoredKey) -> SigningKeyRow {
 
 /// Loads all stored keys.
 pub fn load(conn: &mut DbConnection) -> Result<Vec<StoredKey>, StoreError> {
-    Ok(signing_keys::all(conn)?.into_iter().map(to_stored).collect())
+    Ok(signing_keys::all(conn)?
+        .into_iter()
+        .map(to_stored)
+        .collect())
 }
 
 /// Adds a key of the next generation that activates at `activate_at`. Two replicas racing
@@ -113,7 +116,11 @@ impl KeyService {
 
     /// Rebuilds the ring from the database at `now`, deleting keys past their overlap
     /// window and pre-publishing the next key when the current one is due for rotation.
-    pub fn refresh(&self, conn: &mut DbConnection, now: UnixTime) -> Result<Arc<KeyRing>, KeyServiceError> {
+    pub fn refresh(
+        &self,
+        conn: &mut DbConnection,
+        now: UnixTime,
+    ) -> Result<Arc<KeyRing>, KeyServiceError> {
         let mut stored = load(conn)?;
         // Scheduled rotation: pre-publish a successor `promote_delay` before the current key
         // reaches the rotation interval, unless one is already waiting.
@@ -123,9 +130,16 @@ impl KeyService {
             .filter(|k| k.activate_at <= now)
             .max_by_key(|k| k.generation);
         if let Some(cur) = newest_active {
-            let due = cur.activate_at + self.config.rotation_interval_secs - self.config.promote_delay_secs;
+            let due = cur.activate_at + self.config.rotation_interval_secs
+                - self.config.promote_delay_secs;
             if !has_next && now >= due {
-                match add_key(conn, &self.config, &self.kek, now, now + self.config.promote_delay_secs) {
+                match add_key(
+                    conn,
+                    &self.config,
+                    &self.kek,
+                    now,
+                    now + self.config.promote_delay_secs,
+                ) {
                     Ok(k) => {
                         tracing::info!(kid = %k.kid, activate_at = k.activate_at, "scheduled rotation pre-published the next signing key");
                         stored.push(k);
@@ -154,7 +168,10 @@ impl KeyService {
         };
         if !ring.expired.is_empty() {
             let n = signing_keys::delete(conn, &ring.expired)?;
-            tracing::info!(deleted = n, "deleted signing keys past their overlap window");
+            tracing::info!(
+                deleted = n,
+                "deleted signing keys past their overlap window"
+            );
         }
         let ring = Arc::new(ring);
         self.ring.store(ring.clone());

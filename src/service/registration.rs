@@ -146,8 +146,9 @@ async fn validate_metadata(
             .fetch_json(uri, clock::monotonic())
             .await
             .map_err(|e| invalid_metadata(format!("jwks_uri: {e}"), e.reason()))?;
-        PublicKeySet::from_jwks(&doc)
-            .map_err(|e| invalid_metadata(format!("jwks_uri document: {e}"), "jwks_uri_invalid_keys"))?;
+        PublicKeySet::from_jwks(&doc).map_err(|e| {
+            invalid_metadata(format!("jwks_uri document: {e}"), "jwks_uri_invalid_keys")
+        })?;
     }
     Ok(meta)
 }
@@ -188,7 +189,10 @@ fn client_information(state: &AppState, row: &ClientRow) -> Result<Map<String, V
         if row.status == ClientStatus::Pending.as_str() {
             let shown = display_user_code(code);
             out.insert("user_code".into(), json!(shown));
-            out.insert("verification_uri".into(), json!(format!("{}/claim", state.issuer)));
+            out.insert(
+                "verification_uri".into(),
+                json!(format!("{}/claim", state.issuer)),
+            );
             out.insert(
                 "verification_uri_complete".into(),
                 json!(format!("{}/claim?user_code={}", state.issuer, shown)),
@@ -206,19 +210,34 @@ struct Enrollment {
     grants: Vec<(String, String)>,
 }
 
-async fn check_enrollment_token(state: &AppState, token: &str, now: UnixTime) -> Result<Enrollment, OAuthError> {
+async fn check_enrollment_token(
+    state: &AppState,
+    token: &str,
+    now: UnixTime,
+) -> Result<Enrollment, OAuthError> {
     let hash = crypto::sha256_hex(token.as_bytes());
     let row = state
         .store
         .read(move |c| enrollment_tokens::find_by_hash(c, &hash))
         .await
         .map_err(store_failure)?
-        .ok_or_else(|| invalid_token("the initial access token is not valid", "enrollment_token_unknown"))?;
+        .ok_or_else(|| {
+            invalid_token(
+                "the initial access token is not valid",
+                "enrollment_token_unknown",
+            )
+        })?;
     if row.expires_at <= now {
-        return Err(invalid_token("the initial access token has expired", "enrollment_token_expired"));
+        return Err(invalid_token(
+            "the initial access token has expired",
+            "enrollment_token_expired",
+        ));
     }
     if row.uses_left <= 0 {
-        return Err(invalid_token("the initial access token has been used up", "enrollment_token_exhausted"));
+        return Err(invalid_token(
+            "the initial access token has been used up",
+            "enrollment_token_exhausted",
+        ));
     }
     let grants = match serde_json::from_str::<Value>(&row.grants) {
         Ok(Value::Object(map)) => map
@@ -264,21 +283,36 @@ pub async fn register(
     let result = register_inner(state, caller, initial_access_token, body).await;
     match &result {
         Ok((info, owner)) => {
-            state.metrics.registrations_created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let client_id = info.get("client_id").and_then(Value::as_str).unwrap_or_default();
+            state
+                .metrics
+                .registrations_created
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let client_id = info
+                .get("client_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             state.audit.record(
                 caller
                     .audit("client.register", Outcome::Success)
                     .client(client_id)
                     .owner(owner.as_deref())
-                    .detail(if owner.is_some() { "active (enrollment token)" } else { "pending" }),
+                    .detail(if owner.is_some() {
+                        "active (enrollment token)"
+                    } else {
+                        "pending"
+                    }),
             );
         }
         Err(e) => {
-            state.metrics.registrations_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             state
-                .audit
-                .record(caller.audit("client.register", Outcome::Failure).reason(e.reason()));
+                .metrics
+                .registrations_refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            state.audit.record(
+                caller
+                    .audit("client.register", Outcome::Failure)
+                    .reason(e.reason()),
+            );
         }
     }
     result.map(|(info, _)| info)
@@ -322,7 +356,9 @@ async fn register_inner(
     let client_id = crypto::random_id(CLIENT_ID_PREFIX);
     let secrets = IssuedSecrets {
         registration_access_token: crypto::random_token(REGISTRATION_TOKEN_PREFIX),
-        client_secret: meta.uses_secret().then(|| crypto::random_token(CLIENT_SECRET_PREFIX)),
+        client_secret: meta
+            .uses_secret()
+            .then(|| crypto::random_token(CLIENT_SECRET_PREFIX)),
     };
     let secret_hash = match &secrets.client_secret {
         Some(s) => Some(hash_on_blocking_pool(s.clone()).await?),
@@ -426,7 +462,8 @@ fn insert_registration(
             grants::upsert(c, client_id, aud, scopes, now)?;
         }
     }
-    clients::find(c, client_id)?.ok_or_else(|| StoreError::Corrupt("inserted client vanished".into()))
+    clients::find(c, client_id)?
+        .ok_or_else(|| StoreError::Corrupt("inserted client vanished".into()))
 }
 
 /// Authenticates a registration access token for `client_id` (RFC 7592 §3). Unknown
@@ -452,7 +489,10 @@ async fn authenticate(
     match row {
         Some(row)
             if !row.is_expired(clock::now())
-                && crypto::constant_time_eq(presented.as_bytes(), row.registration_token_hash.as_bytes()) =>
+                && crypto::constant_time_eq(
+                    presented.as_bytes(),
+                    row.registration_token_hash.as_bytes(),
+                ) =>
         {
             Ok(row)
         }
@@ -479,10 +519,22 @@ fn audit_management(
     result: &Result<impl Sized, OAuthError>,
     detail: Option<String>,
 ) {
-    let ev = caller.audit(event, if result.is_ok() { Outcome::Success } else { Outcome::Failure }).client(client_id);
+    let ev = caller
+        .audit(
+            event,
+            if result.is_ok() {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            },
+        )
+        .client(client_id);
     let ev = match result {
         Ok(_) => {
-            state.metrics.registrations_managed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            state
+                .metrics
+                .registrations_managed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             ev
         }
         Err(e) => ev.reason(e.reason()),
@@ -593,7 +645,12 @@ async fn update_inner(
         })
         .await
         .map_err(store_failure)?
-        .ok_or_else(|| invalid_token("the registration access token is not valid", "client_unknown"))?;
+        .ok_or_else(|| {
+            invalid_token(
+                "the registration access token is not valid",
+                "client_unknown",
+            )
+        })?;
     state.secrets.forget(client_id);
     if let Some(s) = &new_secret {
         state.secrets.prime(client_id, s);
@@ -632,15 +689,22 @@ pub async fn delete(
 /// Deletes unclaimed registrations past their window (run periodically).
 pub async fn purge_expired(state: &Arc<AppState>) -> Result<usize, StoreError> {
     let now = clock::now();
-    let n = state.store.write(move |c| clients::purge_expired_pending(c, now)).await?;
+    let n = state
+        .store
+        .write(move |c| clients::purge_expired_pending(c, now))
+        .await?;
     if n > 0 {
         state
             .metrics
             .pending_purged
             .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-        tracing::info!(purged = n, "purged unclaimed registrations past their claim window");
+        tracing::info!(
+            purged = n,
+            "purged unclaimed registrations past their claim window"
+        );
         state.audit.record(
-            AuditEvent::at("client.purge", Outcome::Success, now).detail(format!("{n} unclaimed registrations")),
+            AuditEvent::at("client.purge", Outcome::Success, now)
+                .detail(format!("{n} unclaimed registrations")),
         );
     }
     Ok(n)

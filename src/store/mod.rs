@@ -291,9 +291,7 @@ impl Store {
     }
 
     /// A connection for synchronous use (CLI commands, background threads).
-    pub fn connection(
-        &self,
-    ) -> Result<r2d2::PooledConnection<ConnectionManager>, StoreError> {
+    pub fn connection(&self) -> Result<r2d2::PooledConnection<ConnectionManager>, StoreError> {
         self.pool
             .get()
             .map_err(|e| StoreError::Unavailable(e.to_string()))
@@ -301,6 +299,8 @@ impl Store {
 
     /// Whether the database answers.
     pub async fn ping(&self) -> bool {
-        self.read(|c| c.ping().map_err(StoreError::Query)).await.is_ok()
+        self.read(|c| c.ping().map_err(StoreError::Query))
+            .await
+            .is_ok()
     }
 }

@@ -10,7 +10,11 @@ fn refused(s: &TestServer, body: &Value, status: u16, code: &str, reason: &str) 
     let before = s.count_clients();
     let r = s.register(body);
     assert_oauth_error(r, status, code);
-    assert_eq!(s.count_clients(), before, "a refused registration must write nothing");
+    assert_eq!(
+        s.count_clients(),
+        before,
+        "a refused registration must write nothing"
+    );
     s.expect_refusal_audited("client.register", reason);
 }
 
@@ -29,7 +33,10 @@ fn redirect_uri_defects_are_invalid_redirect_uri() {
         ("http://app.example/cb", "redirect_uri_http_not_loopback"),
         ("/relative/cb", "redirect_uri_not_absolute"),
         ("https://user:pw@app.example/cb", "redirect_uri_userinfo"),
-        ("myapp:/cb", "redirect_uri_private_scheme_not_reverse_domain"),
+        (
+            "myapp:/cb",
+            "redirect_uri_private_scheme_not_reverse_domain",
+        ),
     ] {
         refused(&s, &with_redirect(uri), 400, "invalid_redirect_uri", reason);
     }
@@ -67,7 +74,11 @@ fn unsupported_key_types_and_curves_are_refused() {
     let key = AgentKey::generate();
     let mut bad_crv = key.public_jwk("k1");
     bad_crv["crv"] = json!("secp256k1");
-    for k in [bad_crv, json!({"kty": "oct", "k": "c2VjcmV0"}), json!({"kty": "DH", "x": "AA"})] {
+    for k in [
+        bad_crv,
+        json!({"kty": "oct", "k": "c2VjcmV0"}),
+        json!({"kty": "DH", "x": "AA"}),
+    ] {
         let mut m = agent_metadata(&key);
         m["jwks"] = json!({"keys": [k]});
         refused(&s, &m, 400, "invalid_client_metadata", "jwks_invalid");
@@ -87,9 +98,21 @@ fn an_unknown_auth_method_is_refused() {
     let s = TestServer::spawn();
     let mut m = agent_metadata(&AgentKey::generate());
     m["token_endpoint_auth_method"] = json!("client_secret_jwt");
-    refused(&s, &m, 400, "invalid_client_metadata", "auth_method_unsupported");
+    refused(
+        &s,
+        &m,
+        400,
+        "invalid_client_metadata",
+        "auth_method_unsupported",
+    );
     m["token_endpoint_auth_method"] = json!("none");
-    refused(&s, &m, 400, "invalid_client_metadata", "auth_method_none_without_code");
+    refused(
+        &s,
+        &m,
+        400,
+        "invalid_client_metadata",
+        "auth_method_none_without_code",
+    );
 }
 
 #[test]
@@ -116,9 +139,21 @@ fn client_name_is_limited_in_length_and_characters() {
     let s = TestServer::spawn();
     let mut m = agent_metadata(&AgentKey::generate());
     m["client_name"] = json!("a".repeat(201));
-    refused(&s, &m, 400, "invalid_client_metadata", "client_name_too_long");
+    refused(
+        &s,
+        &m,
+        400,
+        "invalid_client_metadata",
+        "client_name_too_long",
+    );
     m["client_name"] = json!("evil\u{0007}name");
-    refused(&s, &m, 400, "invalid_client_metadata", "client_name_control_chars");
+    refused(
+        &s,
+        &m,
+        400,
+        "invalid_client_metadata",
+        "client_name_control_chars",
+    );
     m["client_name"] = json!("a".repeat(200));
     s.register_ok(&m);
 }
@@ -127,20 +162,40 @@ fn client_name_is_limited_in_length_and_characters() {
 fn non_json_wrong_type_oversized_and_deep_bodies_are_refused() {
     let s = TestServer::spawn();
     let before = s.count_clients();
-    assert_oauth_error(s.register_raw("application/json", b"{not json".to_vec()), 400, "invalid_client_metadata");
+    assert_oauth_error(
+        s.register_raw("application/json", b"{not json".to_vec()),
+        400,
+        "invalid_client_metadata",
+    );
     s.expect_refusal_audited("client.register", "body_not_json");
-    assert_oauth_error(s.register_raw("application/json", b"[1,2]".to_vec()), 400, "invalid_client_metadata");
+    assert_oauth_error(
+        s.register_raw("application/json", b"[1,2]".to_vec()),
+        400,
+        "invalid_client_metadata",
+    );
     s.expect_refusal_audited("client.register", "body_not_object");
-    assert_oauth_error(s.register_raw("text/plain", b"{}".to_vec()), 415, "invalid_request");
+    assert_oauth_error(
+        s.register_raw("text/plain", b"{}".to_vec()),
+        415,
+        "invalid_request",
+    );
     s.expect_refusal_audited("client.register", "content_type_not_json");
     let mut big = br#"{"client_name":""#.to_vec();
     big.extend(std::iter::repeat_n(b'a', 70 * 1024));
     big.extend(br#""}"#);
-    assert_oauth_error(s.register_raw("application/json", big), 413, "invalid_request");
+    assert_oauth_error(
+        s.register_raw("application/json", big),
+        413,
+        "invalid_request",
+    );
     s.expect_refusal_audited("client.register", "body_too_large");
     let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
     let deep = format!(r#"{{"client_name":"x","x":{deep}}}"#);
-    assert_oauth_error(s.register_raw("application/json", deep.into_bytes()), 400, "invalid_client_metadata");
+    assert_oauth_error(
+        s.register_raw("application/json", deep.into_bytes()),
+        400,
+        "invalid_client_metadata",
+    );
     s.expect_refusal_audited("client.register", "body_too_deep");
     assert_eq!(s.count_clients(), before);
 }
@@ -168,15 +223,27 @@ fn wrongly_typed_members_are_refused() {
 fn no_malformed_request_yields_a_server_error() {
     let s = TestServer::spawn();
     let bodies: Vec<&[u8]> = vec![
-        b"", b"null", b"\"x\"", b"{\"jwks\": 5}", b"{\"jwks\": {\"keys\": \"x\"}}",
-        b"{\"contacts\": [1]}", b"{\"scope\": \"a\\\"b\"}", b"{\"grant_types\": [null]}",
-        b"{\"redirect_uris\": [\"https://\\u0000\"]}", b"\xff\xfe",
-        b"{\"jwks_uri\": \"https://[::1]:99999/x\"}", b"{\"software_statement\": \"a.b.c\"}",
+        b"",
+        b"null",
+        b"\"x\"",
+        b"{\"jwks\": 5}",
+        b"{\"jwks\": {\"keys\": \"x\"}}",
+        b"{\"contacts\": [1]}",
+        b"{\"scope\": \"a\\\"b\"}",
+        b"{\"grant_types\": [null]}",
+        b"{\"redirect_uris\": [\"https://\\u0000\"]}",
+        b"\xff\xfe",
+        b"{\"jwks_uri\": \"https://[::1]:99999/x\"}",
+        b"{\"software_statement\": \"a.b.c\"}",
     ];
     for body in bodies {
         let r = s.register_raw("application/json", body.to_vec());
         let status = r.status().as_u16();
-        assert!((400..500).contains(&status), "{status} for {:?}", String::from_utf8_lossy(body));
+        assert!(
+            (400..500).contains(&status),
+            "{status} for {:?}",
+            String::from_utf8_lossy(body)
+        );
     }
     assert_eq!(s.count_clients(), 0);
 }

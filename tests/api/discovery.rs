@@ -5,8 +5,20 @@ use crate::helpers::{TestServer, assert_oauth_error};
 #[test]
 fn both_discovery_paths_serve_the_same_metadata() {
     let s = TestServer::spawn();
-    let a: Value = s.http.get(s.url("/.well-known/oauth-authorization-server")).send().unwrap().json().unwrap();
-    let b: Value = s.http.get(s.url("/.well-known/openid-configuration")).send().unwrap().json().unwrap();
+    let a: Value = s
+        .http
+        .get(s.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let b: Value = s
+        .http
+        .get(s.url("/.well-known/openid-configuration"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(a, b);
     assert_eq!(a["issuer"], s.base.as_str());
     assert_eq!(a["registration_endpoint"], s.url("/register"));
@@ -16,14 +28,33 @@ fn both_discovery_paths_serve_the_same_metadata() {
 #[test]
 fn metadata_publishes_the_validation_profile_and_no_unimplemented_endpoint() {
     let s = TestServer::spawn();
-    let m: Value = s.http.get(s.url("/.well-known/oauth-authorization-server")).send().unwrap().json().unwrap();
+    let m: Value = s
+        .http
+        .get(s.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     let profile = &m["patron_validation_profile"];
     assert_eq!(profile["clock_skew_seconds"], 60);
     assert_eq!(profile["signing_alg"], "ES256");
-    let algs: Vec<&str> = profile["accepted_algorithms"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let algs: Vec<&str> = profile["accepted_algorithms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     assert!(algs.contains(&"ES256") && !algs.contains(&"none") && !algs.contains(&"HS256"));
-    for absent in ["token_endpoint", "introspection_endpoint", "revocation_endpoint", "authorization_endpoint"] {
-        assert!(m.get(absent).is_none(), "{absent} is advertised but not implemented");
+    for absent in [
+        "token_endpoint",
+        "introspection_endpoint",
+        "revocation_endpoint",
+        "authorization_endpoint",
+    ] {
+        assert!(
+            m.get(absent).is_none(),
+            "{absent} is advertised but not implemented"
+        );
     }
 }
 
@@ -40,15 +71,26 @@ fn jwks_lists_the_signing_key_without_private_material() {
     assert_eq!(k["crv"], "P-256");
     assert_eq!(k["alg"], "ES256");
     assert_eq!(k["use"], "sig");
-    assert!(k["kid"].as_str().is_some_and(|kid| kid.len() == 43), "kid is the RFC 7638 thumbprint");
+    assert!(
+        k["kid"].as_str().is_some_and(|kid| kid.len() == 43),
+        "kid is the RFC 7638 thumbprint"
+    );
     assert!(k.get("d").is_none());
 }
 
 #[test]
 fn eddsa_and_rs256_keys_are_selectable() {
     for (alg, kty) in [("EdDSA", "OKP"), ("RS256", "RSA")] {
-        let s = TestServer::builder().env("PATRON_KEYS__ALGORITHM", alg).start();
-        let jwks: Value = s.http.get(s.url("/jwks.json")).send().unwrap().json().unwrap();
+        let s = TestServer::builder()
+            .env("PATRON_KEYS__ALGORITHM", alg)
+            .start();
+        let jwks: Value = s
+            .http
+            .get(s.url("/jwks.json"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
         assert_eq!(jwks["keys"][0]["alg"], alg);
         assert_eq!(jwks["keys"][0]["kty"], kty);
         assert!(jwks["keys"][0].get("d").is_none() && jwks["keys"][0].get("p").is_none());
@@ -58,9 +100,21 @@ fn eddsa_and_rs256_keys_are_selectable() {
 #[test]
 fn unknown_paths_and_methods_get_json_errors() {
     let s = TestServer::spawn();
-    assert_oauth_error(s.http.get(s.url("/nope")).send().unwrap(), 404, "invalid_request");
-    assert_oauth_error(s.http.get(s.url("/register")).send().unwrap(), 405, "invalid_request");
-    assert_oauth_error(s.http.post(s.url("/register/agt_x")).send().unwrap(), 405, "invalid_request");
+    assert_oauth_error(
+        s.http.get(s.url("/nope")).send().unwrap(),
+        404,
+        "invalid_request",
+    );
+    assert_oauth_error(
+        s.http.get(s.url("/register")).send().unwrap(),
+        405,
+        "invalid_request",
+    );
+    assert_oauth_error(
+        s.http.post(s.url("/register/agt_x")).send().unwrap(),
+        405,
+        "invalid_request",
+    );
 }
 
 #[test]
@@ -68,8 +122,14 @@ fn the_home_page_renders_with_a_strict_content_security_policy() {
     let s = TestServer::spawn();
     let r = s.http.get(s.url("/")).send().unwrap();
     assert_eq!(r.status(), 200);
-    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_owned();
-    assert!(csp.contains("default-src 'none'") && !csp.contains("unsafe-inline"), "{csp}");
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("default-src 'none'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
     let html = r.text().unwrap();
     assert!(html.contains("Patron is running") && html.contains("Development mode"));
     let css = s.http.get(s.url("/static/css/patron.css")).send().unwrap();

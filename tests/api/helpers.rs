@@ -18,7 +18,11 @@ pub enum TestDb {
     /// A temporary SQLite file (the directory is removed on drop).
     Sqlite { dir: tempfile::TempDir, url: String },
     /// A PostgreSQL database created for this test and dropped on drop.
-    Postgres { admin_url: String, name: String, url: String },
+    Postgres {
+        admin_url: String,
+        name: String,
+        url: String,
+    },
 }
 
 impl TestDb {
@@ -36,9 +40,16 @@ impl TestDb {
                 diesel::sql_query(format!("CREATE DATABASE {name}"))
                     .execute(&mut conn)
                     .expect("create test database");
-                let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+                let base = admin_url
+                    .rsplit_once('/')
+                    .map(|(b, _)| b)
+                    .unwrap_or(&admin_url);
                 let url = format!("{base}/{name}");
-                TestDb::Postgres { admin_url, name, url }
+                TestDb::Postgres {
+                    admin_url,
+                    name,
+                    url,
+                }
             }
             _ => {
                 let dir = tempfile::tempdir().expect("temp dir");
@@ -66,13 +77,18 @@ impl TestDb {
     /// A direct connection, for assertions on what was (not) written.
     pub fn connect(&self) -> DbConnection {
         let url = DatabaseUrl::parse(self.url()).expect("test database url");
-        ConnectionManager::new(url).establish().expect("connect to test database")
+        ConnectionManager::new(url)
+            .establish()
+            .expect("connect to test database")
     }
 }
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        if let TestDb::Postgres { admin_url, name, .. } = self {
+        if let TestDb::Postgres {
+            admin_url, name, ..
+        } = self
+        {
             if let Ok(mut conn) = diesel::PgConnection::establish(admin_url) {
                 let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                     .execute(&mut conn);
@@ -138,7 +154,10 @@ impl Spawn {
             .env("PATRON_WORKERS", "2")
             .env("PATRON_REGISTRATION__RATE_LIMIT_PER_MINUTE", "0")
             .env("PATRON_KEYS__REFRESH_INTERVAL_SECS", "1")
-            .env("RUST_LOG", std::env::var("TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr_file));
@@ -160,13 +179,15 @@ impl Spawn {
                 let _ = tx.send(line);
             }
         });
-        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!(
-                "patron did not start; its log:\n{}",
-                std::fs::read_to_string(&stderr_log).unwrap_or_default()
-            )
-        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!(
+                    "patron did not start; its log:\n{}",
+                    std::fs::read_to_string(&stderr_log).unwrap_or_default()
+                )
+            });
         let addr = line
             .strip_prefix("patron listening on ")
             .and_then(|r| r.split_whitespace().next())
@@ -248,7 +269,10 @@ impl TestServer {
     /// Number of stored registrations.
     pub fn count_clients(&self) -> i64 {
         let mut c = self.db.connect();
-        clients::table.count().get_result(&mut c).expect("count clients")
+        clients::table
+            .count()
+            .get_result(&mut c)
+            .expect("count clients")
     }
 
     /// Waits (up to 10 s) for an audit event matching `pred`, and returns it.
@@ -264,7 +288,10 @@ impl TestServer {
             if let Some(r) = rows.into_iter().find(|r| pred(r)) {
                 return r;
             }
-            assert!(Instant::now() < deadline, "expected audit event never appeared");
+            assert!(
+                Instant::now() < deadline,
+                "expected audit event never appeared"
+            );
             std::thread::sleep(Duration::from_millis(30));
         }
     }
@@ -398,7 +425,8 @@ pub fn assert_oauth_error(resp: reqwest::blocking::Response, status: u16, code: 
     assert!(!desc.is_empty(), "error_description must help: {body}");
     let keys: Vec<&String> = body.as_object().expect("object").keys().collect();
     assert!(
-        keys.iter().all(|k| ["error", "error_description", "error_uri"].contains(&k.as_str())),
+        keys.iter()
+            .all(|k| ["error", "error_description", "error_uri"].contains(&k.as_str())),
         "unexpected members: {body}"
     );
     assert_eq!(cache, "no-store");

@@ -24,10 +24,18 @@ fn jwks_uri_to_private_addresses_is_refused() {
         "https://[::1]/jwks.json",
         "https://10.0.0.8/jwks.json",
     ] {
-        assert_oauth_error(s.register(&with_jwks_uri(uri)), 400, "invalid_client_metadata");
+        assert_oauth_error(
+            s.register(&with_jwks_uri(uri)),
+            400,
+            "invalid_client_metadata",
+        );
         s.expect_refusal_audited("client.register", "jwks_uri_private_address");
     }
-    assert_oauth_error(s.register(&with_jwks_uri("http://agent.example/jwks.json")), 400, "invalid_client_metadata");
+    assert_oauth_error(
+        s.register(&with_jwks_uri("http://agent.example/jwks.json")),
+        400,
+        "invalid_client_metadata",
+    );
     s.expect_refusal_audited("client.register", "jwks_uri_not_https");
     assert_eq!(s.count_clients(), 0);
 }
@@ -51,9 +59,23 @@ fn https_files() -> HttpsFiles {
     let dir = tempfile::tempdir().unwrap();
     let ok = Command::new("openssl")
         .args([
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost", "-days", "1",
-            "-keyout", "key.pem", "-out", "cert.pem",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+            "-days",
+            "1",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
         ])
         .current_dir(dir.path())
         .stdout(Stdio::null())
@@ -79,7 +101,11 @@ srv.serve_forever()
         .spawn()
         .expect("python3 is required for this test");
     let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
     let port = line.trim().parse().expect("port");
     HttpsFiles { child, port, dir }
 }
@@ -88,23 +114,46 @@ srv.serve_forever()
 fn an_allow_listed_https_jwks_uri_is_fetched_and_its_keys_checked() {
     let files = https_files();
     let key = AgentKey::generate();
-    std::fs::write(files.dir.path().join("jwks.json"), json!({"keys": [key.public_jwk("k1")]}).to_string()).unwrap();
-    std::fs::write(files.dir.path().join("bad.json"), json!({"keys": [key.private_jwk()]}).to_string()).unwrap();
+    std::fs::write(
+        files.dir.path().join("jwks.json"),
+        json!({"keys": [key.public_jwk("k1")]}).to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        files.dir.path().join("bad.json"),
+        json!({"keys": [key.private_jwk()]}).to_string(),
+    )
+    .unwrap();
     std::fs::write(files.dir.path().join("big.json"), "x".repeat(100_000)).unwrap();
     let s = TestServer::builder()
         .env("PATRON_OUTBOUND__ALLOW_HOSTS", "[\"localhost\"]")
-        .env("PATRON_OUTBOUND__CA_FILE", files.dir.path().join("cert.pem").to_str().unwrap())
+        .env(
+            "PATRON_OUTBOUND__CA_FILE",
+            files.dir.path().join("cert.pem").to_str().unwrap(),
+        )
         .start();
     let base = format!("https://localhost:{}", files.port);
 
     let r = s.register_ok(&with_jwks_uri(&format!("{base}/jwks.json")));
     assert_eq!(r["jwks_uri"], format!("{base}/jwks.json"));
 
-    assert_oauth_error(s.register(&with_jwks_uri(&format!("{base}/bad.json"))), 400, "invalid_client_metadata");
+    assert_oauth_error(
+        s.register(&with_jwks_uri(&format!("{base}/bad.json"))),
+        400,
+        "invalid_client_metadata",
+    );
     s.expect_refusal_audited("client.register", "jwks_uri_invalid_keys");
-    assert_oauth_error(s.register(&with_jwks_uri(&format!("{base}/big.json"))), 400, "invalid_client_metadata");
+    assert_oauth_error(
+        s.register(&with_jwks_uri(&format!("{base}/big.json"))),
+        400,
+        "invalid_client_metadata",
+    );
     s.expect_refusal_audited("client.register", "jwks_uri_too_large");
-    assert_oauth_error(s.register(&with_jwks_uri(&format!("{base}/missing.json"))), 400, "invalid_client_metadata");
+    assert_oauth_error(
+        s.register(&with_jwks_uri(&format!("{base}/missing.json"))),
+        400,
+        "invalid_client_metadata",
+    );
     s.expect_refusal_audited("client.register", "jwks_uri_fetch_failed");
     assert_eq!(s.count_clients(), 1);
 }

@@ -16,7 +16,10 @@ fn cli(s: &TestServer, args: &[&str]) -> (bool, String, String) {
         .env("PATRON_DATABASE_URL", s.db.url())
         .current_dir(s.db.workdir());
     if matches!(s.db, crate::helpers::TestDb::Postgres { .. }) {
-        cmd.env("PATRON_KEY_ENCRYPTION_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=");
+        cmd.env(
+            "PATRON_KEY_ENCRYPTION_KEY",
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        );
     }
     let out = cmd.output().unwrap();
     (
@@ -27,8 +30,19 @@ fn cli(s: &TestServer, args: &[&str]) -> (bool, String, String) {
 }
 
 fn published_kids(s: &TestServer) -> Vec<String> {
-    let jwks: Value = s.http.get(s.url("/jwks.json")).send().unwrap().json().unwrap();
-    jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect()
+    let jwks: Value = s
+        .http
+        .get(s.url("/jwks.json"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[test]
@@ -36,7 +50,11 @@ fn private_keys_are_stored_encrypted() {
     let s = TestServer::spawn();
     let mut c = s.db.connect();
     let (kid, enc, public): (String, String, String) = signing_keys::table
-        .select((signing_keys::kid, signing_keys::private_key_enc, signing_keys::public_jwk))
+        .select((
+            signing_keys::kid,
+            signing_keys::private_key_enc,
+            signing_keys::public_jwk,
+        ))
         .first(&mut c)
         .unwrap();
     assert!(!public.contains("\"d\""), "public JWK only");
@@ -62,7 +80,10 @@ fn rotation_pre_publishes_the_next_key_before_it_signs() {
         if kids.len() == 2 {
             break kids;
         }
-        assert!(Instant::now() < deadline, "the running server never published the next key");
+        assert!(
+            Instant::now() < deadline,
+            "the running server never published the next key"
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(kids.contains(&first[0]), "the current key stays published");
@@ -89,7 +110,10 @@ fn a_promoted_key_retires_the_old_one_which_stays_published() {
         assert!(Instant::now() < deadline, "new key never published");
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(published_kids(&s).contains(&first), "retiring key stays until its tokens expire");
+    assert!(
+        published_kids(&s).contains(&first),
+        "retiring key stays until its tokens expire"
+    );
 }
 
 #[test]
@@ -102,7 +126,10 @@ fn a_wrong_key_encryption_key_stops_start_up_with_a_clear_message() {
         .env_clear()
         .env("PATRON_DATABASE_URL", url)
         .env("PATRON_LISTEN", "127.0.0.1:0")
-        .env("PATRON_KEY_ENCRYPTION_KEY", "ZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmY=")
+        .env(
+            "PATRON_KEY_ENCRYPTION_KEY",
+            "ZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmY=",
+        )
         .current_dir(workdir)
         .output()
         .unwrap();

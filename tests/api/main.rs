@@ -2,6 +2,11 @@
 //! SQLite by default; set `PATRON_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres`
 //! to run the same suite on PostgreSQL.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "helpers outside #[test] functions fail the test loudly, as intended"
+)]
+
 mod bad_input;
 mod discovery;
 mod enrollment;

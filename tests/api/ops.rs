@@ -7,16 +7,36 @@ use crate::helpers::{AgentKey, TestServer, agent_metadata};
 #[test]
 fn health_readiness_and_metrics_answer() {
     let s = TestServer::spawn();
-    assert_eq!(s.http.get(s.url("/healthz")).send().unwrap().text().unwrap(), "ok\n");
+    assert_eq!(
+        s.http
+            .get(s.url("/healthz"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap(),
+        "ok\n"
+    );
     let ready = s.http.get(s.url("/readyz")).send().unwrap();
     assert_eq!(ready.status(), 200);
     assert!(ready.text().unwrap().contains("database: ok"));
 
     s.register_ok(&agent_metadata(&AgentKey::generate()));
     let _ = s.register(&serde_json::json!({"client_name": 1}));
-    let m = s.http.get(s.url("/metrics")).send().unwrap().text().unwrap();
-    assert!(m.contains("patron_registrations_total{outcome=\"success\"} 1\n"), "{m}");
-    assert!(m.contains("patron_registrations_total{outcome=\"failure\"} 1\n"), "{m}");
+    let m = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        m.contains("patron_registrations_total{outcome=\"success\"} 1\n"),
+        "{m}"
+    );
+    assert!(
+        m.contains("patron_registrations_total{outcome=\"failure\"} 1\n"),
+        "{m}"
+    );
     assert!(m.contains("# TYPE patron_audit_queue_depth gauge"));
 }
 
@@ -28,7 +48,10 @@ fn serve_with(env: &[(&str, &str)]) -> (bool, String) {
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -48,12 +71,22 @@ fn invalid_configuration_stops_start_up_naming_the_setting() {
 
 #[test]
 fn production_mode_refuses_unsafe_settings() {
-    let kek = ("PATRON_KEY_ENCRYPTION_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=");
-    let (ok, err) = serve_with(&[("PATRON_MODE", "production"), ("PATRON_ISSUER", "http://auth.example.com"), kek]);
+    let kek = (
+        "PATRON_KEY_ENCRYPTION_KEY",
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+    );
+    let (ok, err) = serve_with(&[
+        ("PATRON_MODE", "production"),
+        ("PATRON_ISSUER", "http://auth.example.com"),
+        kek,
+    ]);
     assert!(!ok);
     assert!(err.contains("issuer"), "{err}");
 
-    let (ok, err) = serve_with(&[("PATRON_MODE", "production"), ("PATRON_ISSUER", "https://auth.example.com")]);
+    let (ok, err) = serve_with(&[
+        ("PATRON_MODE", "production"),
+        ("PATRON_ISSUER", "https://auth.example.com"),
+    ]);
     assert!(!ok);
     assert!(err.contains("keys.encryption_key"), "{err}");
 
@@ -74,7 +107,10 @@ fn migrate_brings_a_fresh_database_up_to_date() {
         Command::new(env!("CARGO_BIN_EXE_patron"))
             .arg("migrate")
             .env_clear()
-            .env("PATRON_DATABASE_URL", format!("sqlite://{}", dir.path().join("m.db").display()))
+            .env(
+                "PATRON_DATABASE_URL",
+                format!("sqlite://{}", dir.path().join("m.db").display()),
+            )
             .output()
             .unwrap()
     };

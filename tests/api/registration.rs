@@ -12,7 +12,10 @@ fn an_agent_registers_with_private_key_jwt_and_is_pending_with_a_user_code() {
 
     let client_id = r["client_id"].as_str().unwrap();
     assert!(client_id.starts_with("agt_"));
-    assert!(r.get("client_secret").is_none(), "private_key_jwt clients get no secret");
+    assert!(
+        r.get("client_secret").is_none(),
+        "private_key_jwt clients get no secret"
+    );
     assert_eq!(r["token_endpoint_auth_method"], "private_key_jwt");
     assert_eq!(r["dpop_bound_access_tokens"], true);
     assert_eq!(r["jwks"]["keys"][0]["kid"], "k1");
@@ -20,9 +23,20 @@ fn an_agent_registers_with_private_key_jwt_and_is_pending_with_a_user_code() {
     let code = r["user_code"].as_str().unwrap();
     assert_eq!(code.len(), 9, "XXXX-XXXX: {code}");
     assert_eq!(r["verification_uri"], s.url("/claim"));
-    assert_eq!(r["verification_uri_complete"], s.url(&format!("/claim?user_code={code}")));
-    assert_eq!(r["registration_client_uri"], s.url(&format!("/register/{client_id}")));
-    assert!(r["registration_access_token"].as_str().unwrap().starts_with("patron_rat_"));
+    assert_eq!(
+        r["verification_uri_complete"],
+        s.url(&format!("/claim?user_code={code}"))
+    );
+    assert_eq!(
+        r["registration_client_uri"],
+        s.url(&format!("/register/{client_id}"))
+    );
+    assert!(
+        r["registration_access_token"]
+            .as_str()
+            .unwrap()
+            .starts_with("patron_rat_")
+    );
     assert!(r["client_id_issued_at"].as_i64().unwrap() > 1_700_000_000);
 
     assert_eq!(s.count_clients(), 1);
@@ -45,7 +59,10 @@ fn a_confidential_client_gets_a_256_bit_secret_stored_only_as_an_argon2id_hash()
 
     let mut c = s.db.connect();
     let (hash, rat_hash): (Option<String>, String) = clients::table
-        .select((clients::client_secret_hash, clients::registration_token_hash))
+        .select((
+            clients::client_secret_hash,
+            clients::registration_token_hash,
+        ))
         .first(&mut c)
         .unwrap();
     let hash = hash.unwrap();
@@ -92,7 +109,9 @@ fn registrations_are_durable_and_audit_is_flushed_on_shutdown() {
     assert!(clean, "graceful shutdown");
 
     let s = TestServer::builder().db(db).start();
-    s.wait_for_audit(|e| e.event == "client.register" && e.client_id.as_deref() == r["client_id"].as_str());
+    s.wait_for_audit(|e| {
+        e.event == "client.register" && e.client_id.as_deref() == r["client_id"].as_str()
+    });
     // The old base URL differs (new port): read through the new server.
     let path = format!("/register/{}", r["client_id"].as_str().unwrap());
     let resp = s
@@ -117,7 +136,11 @@ fn a_flood_of_open_registrations_from_one_address_is_throttled() {
         s.register_ok(&agent_metadata(&key));
     }
     let r = s.register(&agent_metadata(&key));
-    let retry = r.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap();
+    let retry = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse::<u64>()
+        .unwrap();
     assert!(retry >= 1);
     assert_oauth_error(r, 429, "temporarily_unavailable");
     assert_eq!(s.count_clients(), 3);
@@ -126,7 +149,9 @@ fn a_flood_of_open_registrations_from_one_address_is_throttled() {
 
 #[test]
 fn an_unclaimed_registration_expires_after_its_window() {
-    let s = TestServer::builder().env("PATRON_REGISTRATION__PENDING_TTL_SECS", "1").start();
+    let s = TestServer::builder()
+        .env("PATRON_REGISTRATION__PENDING_TTL_SECS", "1")
+        .start();
     let key = AgentKey::generate();
     let r = s.register_ok(&agent_metadata(&key));
     std::thread::sleep(std::time::Duration::from_millis(2100));

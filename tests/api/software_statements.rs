@@ -26,15 +26,22 @@ fn publisher(required: bool) -> Publisher {
         ),
     )
     .unwrap();
-    Publisher { key, _dir: dir, config }
+    Publisher {
+        key,
+        _dir: dir,
+        config,
+    }
 }
 
 fn statement(p: &Publisher, claims: Value) -> String {
-    p.key.sign(json!({"alg": "ES256", "kid": "pub1", "typ": "JWT"}), claims)
+    p.key
+        .sign(json!({"alg": "ES256", "kid": "pub1", "typ": "JWT"}), claims)
 }
 
 fn server(p: &Publisher) -> TestServer {
-    TestServer::builder().env("PATRON_CONFIG", p.config.to_str().unwrap()).start()
+    TestServer::builder()
+        .env("PATRON_CONFIG", p.config.to_str().unwrap())
+        .start()
 }
 
 fn now() -> i64 {
@@ -47,7 +54,10 @@ fn statement_claims_take_precedence_over_request_members() {
     let s = server(&p);
     let mut m = agent_metadata(&AgentKey::generate());
     m["client_name"] = json!("Self-declared name");
-    let st = statement(&p, json!({"iss": ISSUER, "iat": now(), "software_id": "com.example.tool", "client_name": "Certified Tool"}));
+    let st = statement(
+        &p,
+        json!({"iss": ISSUER, "iat": now(), "software_id": "com.example.tool", "client_name": "Certified Tool"}),
+    );
     m["software_statement"] = json!(st);
     let r = s.register_ok(&m);
     assert_eq!(r["client_name"], "Certified Tool");
@@ -61,7 +71,10 @@ fn tampered_expired_and_untrusted_statements_are_refused() {
     let s = server(&p);
     let base = agent_metadata(&AgentKey::generate());
 
-    let expired = statement(&p, json!({"iss": ISSUER, "exp": now() - 3600, "software_id": "x"}));
+    let expired = statement(
+        &p,
+        json!({"iss": ISSUER, "exp": now() - 3600, "software_id": "x"}),
+    );
     let mut m = base.clone();
     m["software_statement"] = json!(expired);
     assert_oauth_error(s.register(&m), 400, "invalid_software_statement");
@@ -78,15 +91,24 @@ fn tampered_expired_and_untrusted_statements_are_refused() {
     s.expect_refusal_audited("client.register", "signature_invalid");
 
     let stranger = AgentKey::generate();
-    let untrusted = stranger.sign(json!({"alg": "ES256"}), json!({"iss": "https://stranger.example"}));
+    let untrusted = stranger.sign(
+        json!({"alg": "ES256"}),
+        json!({"iss": "https://stranger.example"}),
+    );
     m["software_statement"] = json!(untrusted);
     assert_oauth_error(s.register(&m), 400, "unapproved_software_statement");
     s.expect_refusal_audited("client.register", "software_statement_unapproved");
 
     let none_alg = format!(
         "{}.{}.",
-        base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, r#"{"alg":"none"}"#),
-        base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, json!({"iss": ISSUER}).to_string()),
+        base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            r#"{"alg":"none"}"#
+        ),
+        base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            json!({"iss": ISSUER}).to_string()
+        ),
     );
     m["software_statement"] = json!(none_alg);
     assert_oauth_error(s.register(&m), 400, "invalid_software_statement");

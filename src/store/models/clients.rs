@@ -33,7 +33,9 @@ impl ClientStatus {
             "pending" => Ok(Self::Pending),
             "active" => Ok(Self::Active),
             "suspended" => Ok(Self::Suspended),
-            other => Err(StoreError::Corrupt(format!("unknown client status {other:?}"))),
+            other => Err(StoreError::Corrupt(format!(
+                "unknown client status {other:?}"
+            ))),
         }
     }
 }
