@@ -70,6 +70,7 @@ struct RawConfig {
 struct RawDatabase {
     url: String,
     pool_size: u32,
+    writers: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -150,6 +151,7 @@ impl Default for RawConfig {
             database: RawDatabase {
                 url: "sqlite://patron.db".into(),
                 pool_size: 8,
+                writers: None,
             },
             keys: RawKeys {
                 algorithm: "ES256".into(),
@@ -392,6 +394,8 @@ pub struct Config {
     pub database_url: DatabaseUrl,
     /// Connections in the pool.
     pub pool_size: u32,
+    /// Group-commit writer threads (1 on SQLite).
+    pub writers: usize,
     /// Signing keys.
     pub keys: KeysConfig,
     /// Registration.
@@ -695,6 +699,10 @@ impl RawConfig {
             }
         }
 
+        let writers = match database_url.backend() {
+            Backend::Sqlite => 1,
+            Backend::Postgres => self.database.writers.unwrap_or(4).clamp(1, 64) as usize,
+        };
         Ok(Config {
             mode: self.mode,
             listen,
@@ -702,6 +710,7 @@ impl RawConfig {
             workers: self.workers,
             database_url,
             pool_size: self.database.pool_size,
+            writers,
             keys,
             registration,
             outbound,

@@ -58,7 +58,7 @@ pub struct Application {
 impl Application {
     /// Opens storage, loads keys, binds the listener and prepares the server.
     pub fn build(config: Config) -> anyhow::Result<Self> {
-        let store = Store::open(&config.database_url, config.pool_size)
+        let store = Store::open(&config.database_url, config.pool_size, config.writers)
             .context("cannot open the database (database.url)")?;
         let kek = load_kek(&config)?;
         let keys = {

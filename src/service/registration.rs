@@ -369,30 +369,35 @@ async fn register_inner(
     let pending_ttl = state.config.registration.pending_ttl_secs;
 
     let owner_id = enrollment.as_ref().map(|e| e.owner_id.clone());
-    let cid = client_id.clone();
-    let row = state
-        .store
-        .write(move |c| {
-            insert_registration(
-                c,
-                &cid,
-                &metadata_json,
-                secret_hash.as_deref(),
-                &rat_hash,
-                &source,
-                enrollment.as_ref(),
-                now,
-                pending_ttl,
-            )
-        })
-        .await
-        .map_err(|e| match e {
-            StoreError::Conflict => invalid_token(
-                "the initial access token has been used up",
-                "enrollment_token_exhausted",
-            ),
-            other => store_failure(other),
-        })?;
+    let enrollment = Arc::new(enrollment);
+    let write = Arc::new(PendingRow {
+        client_id: client_id.clone(),
+        metadata: metadata_json,
+        secret_hash,
+        rat_hash,
+        source,
+    });
+    // A user-code collision (20^8 codes) fails the job's savepoint with a conflict; retry
+    // with a fresh code. Nothing else in the job can conflict.
+    let mut attempt = 0;
+    let row = loop {
+        let (w, e) = (write.clone(), enrollment.clone());
+        let result = state
+            .store
+            .write(move |c| insert_registration(c, &w, e.as_ref().as_ref(), now, pending_ttl))
+            .await;
+        match result {
+            Err(StoreError::Conflict) if attempt < 3 => attempt += 1,
+            Err(other) => return Err(store_failure(other)),
+            Ok(None) => {
+                return Err(invalid_token(
+                    "the initial access token has been used up",
+                    "enrollment_token_exhausted",
+                ));
+            }
+            Ok(Some(row)) => break row,
+        }
+    };
 
     if let Some(secret) = &secrets.client_secret {
         state.secrets.prime(&client_id, secret);
@@ -408,62 +413,71 @@ async fn register_inner(
     Ok((info, owner_id))
 }
 
-#[expect(clippy::too_many_arguments, reason = "one row's worth of columns")]
+/// The columns of a new registration that do not depend on the enrollment path.
+struct PendingRow {
+    client_id: String,
+    metadata: String,
+    secret_hash: Option<String>,
+    rat_hash: String,
+    source: String,
+}
+
+/// Inserts a registration (one group-commit job). `Ok(None)`: the enrollment token was used
+/// up meanwhile, and nothing was written.
 fn insert_registration(
     c: &mut DbConnection,
-    client_id: &str,
-    metadata: &str,
-    secret_hash: Option<&str>,
-    rat_hash: &str,
-    source: &str,
+    w: &PendingRow,
     enrollment: Option<&Enrollment>,
     now: UnixTime,
     pending_ttl: i64,
-) -> Result<ClientRow, StoreError> {
-    use diesel::Connection as _;
+) -> Result<Option<ClientRow>, StoreError> {
     let (status, owner, expires_at) = match enrollment {
         Some(e) => {
             if !enrollment_tokens::consume(c, &e.id, now)? {
-                return Err(StoreError::Conflict);
+                return Ok(None);
             }
             owners::ensure(c, &e.owner_id, now)?;
             (ClientStatus::Active, Some(e.owner_id.as_str()), None)
         }
         None => (ClientStatus::Pending, None, Some(now + pending_ttl)),
     };
-    // A user-code collision is possible but rare (20^8 codes); retry with a fresh one, each
-    // attempt in its own savepoint so PostgreSQL's transaction stays usable.
-    let mut attempts = 0;
-    loop {
-        let code = (status == ClientStatus::Pending).then(new_user_code);
-        let new = NewClient {
-            client_id,
+    let code = (status == ClientStatus::Pending).then(new_user_code);
+    clients::insert(
+        c,
+        &NewClient {
+            client_id: &w.client_id,
             status: status.as_str(),
             owner_id: owner,
-            metadata,
-            client_secret_hash: secret_hash,
-            registration_token_hash: rat_hash,
+            metadata: &w.metadata,
+            client_secret_hash: w.secret_hash.as_deref(),
+            registration_token_hash: &w.rat_hash,
             user_code: code.as_deref(),
-            source_addr: Some(source),
+            source_addr: Some(&w.source),
             created_at: now,
             updated_at: now,
             expires_at,
-        };
-        match c.transaction(|c| clients::insert(c, &new)) {
-            Err(StoreError::Conflict) if attempts < 3 => attempts += 1,
-            other => {
-                other?;
-                break;
-            }
-        }
-    }
+        },
+    )?;
     if let Some(e) = enrollment {
         for (aud, scopes) in &e.grants {
-            grants::upsert(c, client_id, aud, scopes, now)?;
+            grants::upsert(c, &w.client_id, aud, scopes, now)?;
         }
     }
-    clients::find(c, client_id)?
-        .ok_or_else(|| StoreError::Corrupt("inserted client vanished".into()))
+    // Built from what was inserted: no read-back round trip.
+    Ok(Some(ClientRow {
+        client_id: w.client_id.clone(),
+        status: status.as_str().to_owned(),
+        owner_id: owner.map(str::to_owned),
+        metadata: w.metadata.clone(),
+        client_secret_hash: w.secret_hash.clone(),
+        registration_token_hash: w.rat_hash.clone(),
+        user_code: code,
+        source_addr: Some(w.source.clone()),
+        created_at: now,
+        updated_at: now,
+        expires_at,
+        tokens_revoked_before: None,
+    }))
 }
 
 /// Authenticates a registration access token for `client_id` (RFC 7592 §3). Unknown

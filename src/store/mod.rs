@@ -14,6 +14,7 @@ pub mod models;
 pub mod schema;
 
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -145,14 +146,20 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on its own connection.
-    pub fn start(manager: ConnectionManager) -> Result<Self, StoreError> {
-        let conn = manager.establish()?;
+    /// Starts `threads` writer threads, each on its own connection. SQLite has one writer
+    /// at a time anyway, so it gets one thread; PostgreSQL commits several batches in
+    /// parallel, which hides the network round trips of each.
+    pub fn start(manager: ConnectionManager, threads: usize) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("patron-writer".into())
-            .spawn(move || writer_loop(manager, conn, rx))
-            .map_err(|e| StoreError::Unavailable(format!("cannot start writer: {e}")))?;
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..threads.max(1) {
+            let conn = manager.establish()?;
+            let (manager, rx) = (manager.clone(), rx.clone());
+            std::thread::Builder::new()
+                .name(format!("patron-writer-{i}"))
+                .spawn(move || writer_loop(manager, conn, rx))
+                .map_err(|e| StoreError::Unavailable(format!("cannot start writer: {e}")))?;
+        }
         Ok(Self { jobs: tx })
     }
 
@@ -183,25 +190,34 @@ impl Writer {
     }
 }
 
-fn writer_loop(manager: ConnectionManager, mut conn: DbConnection, rx: mpsc::Receiver<Job>) {
-    while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
-        while jobs.len() < WRITER_BATCH {
-            match rx.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
+/// Takes the next batch: blocks for one job, then drains what is queued.
+fn next_batch(rx: &Mutex<mpsc::Receiver<Job>>) -> Option<Vec<Job>> {
+    let rx = rx.lock().ok()?;
+    let first = rx.recv().ok()?;
+    let mut jobs = vec![first];
+    while jobs.len() < WRITER_BATCH {
+        match rx.try_recv() {
+            Ok(job) => jobs.push(job),
+            Err(_) => break,
         }
+    }
+    Some(jobs)
+}
+
+fn writer_loop(
+    manager: ConnectionManager,
+    mut conn: DbConnection,
+    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+) {
+    while let Some(mut jobs) = next_batch(&rx) {
         if conn.is_broken() {
             match manager.establish() {
                 Ok(fresh) => conn = fresh,
                 Err(e) => {
                     tracing::error!(error = %e, "writer cannot reconnect to the database");
-                    for job in jobs {
-                        // Dropping the job drops its sender: the caller sees "writer stopped"
-                        // only if we never answer, so answer with the error instead.
-                        drop(job);
-                    }
+                    // Dropping the jobs drops their reply channels: each caller gets
+                    // `Unavailable` and answers 503.
+                    drop(jobs);
                     std::thread::sleep(Duration::from_millis(200));
                     continue;
                 }
@@ -234,7 +250,7 @@ pub struct Store {
 
 impl Store {
     /// Connects, runs pending migrations, and starts the writer.
-    pub fn open(url: &DatabaseUrl, pool_size: u32) -> Result<Self, StoreError> {
+    pub fn open(url: &DatabaseUrl, pool_size: u32, writers: usize) -> Result<Self, StoreError> {
         let manager = ConnectionManager::new(url.clone());
         {
             let mut conn = manager.establish()?;
@@ -249,7 +265,7 @@ impl Store {
             .connection_timeout(Duration::from_secs(5))
             .build(manager.clone())
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let writer = Writer::start(manager)?;
+        let writer = Writer::start(manager, writers)?;
         Ok(Self {
             pool,
             writer,
