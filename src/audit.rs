@@ -88,6 +88,18 @@ impl AuditEvent {
         self
     }
 
+    /// Sets the audience.
+    pub fn audience(mut self, audience: &str) -> Self {
+        self.inner.audience = Some(audience.to_owned());
+        self
+    }
+
+    /// Sets the token id.
+    pub fn jti(mut self, jti: &str) -> Self {
+        self.inner.jti = Some(jti.to_owned());
+        self
+    }
+
     /// Sets the source address.
     pub fn source(mut self, addr: &str) -> Self {
         self.inner.source_addr = Some(addr.to_owned());

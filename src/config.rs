@@ -63,6 +63,25 @@ struct RawConfig {
     validation: RawValidation,
     audit: RawAudit,
     console: RawConsole,
+    tokens: RawTokens,
+    admin: RawAdmin,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTokens {
+    agent_ttl_secs: u64,
+    default_skill_ttl_secs: u64,
+    max_exchange_depth: u32,
+    dpop_max_age_secs: u64,
+    dpop_require_nonce: bool,
+    assertion_max_lifetime_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    token: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -192,6 +211,15 @@ impl Default for RawConfig {
             console: RawConsole {
                 development_login: false,
             },
+            tokens: RawTokens {
+                agent_ttl_secs: 300,
+                default_skill_ttl_secs: 300,
+                max_exchange_depth: 3,
+                dpop_max_age_secs: 300,
+                dpop_require_nonce: false,
+                assertion_max_lifetime_secs: 600,
+            },
+            admin: RawAdmin { token: None },
         }
     }
 }
@@ -379,6 +407,40 @@ pub struct AuditConfig {
     pub queue_capacity: usize,
 }
 
+/// Token issuance settings.
+#[derive(Debug, Clone, Copy)]
+pub struct TokensConfig {
+    /// Lifetime of agent tokens (audience: Patron itself).
+    pub agent_ttl_secs: i64,
+    /// Lifetime of skill tokens when the skill sets none.
+    pub default_skill_ttl_secs: i64,
+    /// Longest delegation chain (nested `act`) an exchange may produce.
+    pub max_exchange_depth: usize,
+    /// Oldest accepted DPoP proof (`iat`).
+    pub dpop_max_age_secs: i64,
+    /// Whether DPoP proofs must carry a server nonce (RFC 9449 §8).
+    pub dpop_require_nonce: bool,
+    /// Longest accepted client assertion lifetime (`exp - now`).
+    pub assertion_max_lifetime_secs: i64,
+}
+
+/// A secret configuration value, redacted in `Debug`.
+#[derive(Clone)]
+pub struct SecretString(String);
+
+impl SecretString {
+    /// The secret, exposed explicitly.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretString([redacted])")
+    }
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -410,6 +472,10 @@ pub struct Config {
     pub audit: AuditConfig,
     /// Whether the development login is enabled.
     pub development_login: bool,
+    /// Token issuance.
+    pub tokens: TokensConfig,
+    /// Bearer token of the admin API; the API is disabled without one.
+    pub admin_token: Option<SecretString>,
 }
 
 /// Maps short environment aliases to dotted setting paths.
@@ -419,6 +485,7 @@ fn env_key(key: &str) -> String {
         "database_url" => "database.url".into(),
         "key_encryption_key" => "keys.encryption_key".into(),
         "key_encryption_key_file" => "keys.encryption_key_file".into(),
+        "admin_token" => "admin.token".into(),
         other => other.replace("__", "."),
     }
 }
@@ -450,13 +517,7 @@ impl Config {
             figment = figment.merge(Toml::file(path));
         }
         let env = env
-            .ignore(&[
-                "config",
-                "server",
-                "admin_token",
-                "test_database_url",
-                "log_format",
-            ])
+            .ignore(&["config", "server", "test_database_url", "log_format"])
             .map(|k| env_key(k.as_str()).into());
         figment = figment.merge(env);
         if let Some(l) = listen {
@@ -699,6 +760,44 @@ impl RawConfig {
             }
         }
 
+        let tokens = TokensConfig {
+            agent_ttl_secs: positive("tokens.agent_ttl_secs", self.tokens.agent_ttl_secs)?,
+            default_skill_ttl_secs: positive(
+                "tokens.default_skill_ttl_secs",
+                self.tokens.default_skill_ttl_secs,
+            )?,
+            max_exchange_depth: self.tokens.max_exchange_depth.clamp(1, 16) as usize,
+            dpop_max_age_secs: positive("tokens.dpop_max_age_secs", self.tokens.dpop_max_age_secs)?,
+            dpop_require_nonce: self.tokens.dpop_require_nonce,
+            assertion_max_lifetime_secs: positive(
+                "tokens.assertion_max_lifetime_secs",
+                self.tokens.assertion_max_lifetime_secs,
+            )?,
+        };
+        for (setting, ttl) in [
+            ("tokens.agent_ttl_secs", tokens.agent_ttl_secs),
+            (
+                "tokens.default_skill_ttl_secs",
+                tokens.default_skill_ttl_secs,
+            ),
+        ] {
+            if ttl > keys.max_token_lifetime_secs {
+                return Err(ConfigError::new(
+                    setting,
+                    "must not exceed keys.max_token_lifetime_secs (retired keys would vanish before their tokens expire)",
+                ));
+            }
+        }
+        let admin_token = match &self.admin.token {
+            None => None,
+            Some(t) if t.len() < 32 => {
+                return Err(ConfigError::new(
+                    "admin.token",
+                    "must be at least 32 characters (e.g. `openssl rand -base64 32`)",
+                ));
+            }
+            Some(t) => Some(SecretString(t.clone())),
+        };
         let writers = match database_url.backend() {
             Backend::Sqlite => 1,
             Backend::Postgres => self.database.writers.unwrap_or(4).clamp(1, 64) as usize,
@@ -732,6 +831,8 @@ impl RawConfig {
                 queue_capacity: self.audit.queue_capacity,
             },
             development_login: self.console.development_login,
+            tokens,
+            admin_token,
         })
     }
 }

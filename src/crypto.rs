@@ -111,6 +111,20 @@ impl SecretVerifier {
         }
     }
 
+    /// The fast path alone: whether `secret` matches a digest remembered for the client.
+    /// `false` means "not known", not "wrong": fall back to [`verify`](Self::verify).
+    pub fn verify_fast(&self, client_id: &str, secret: &str) -> bool {
+        let digest = sha256(secret.as_bytes());
+        self.verified
+            .read()
+            .ok()
+            .and_then(|map| {
+                map.get(client_id)
+                    .map(|known| constant_time_eq(known, &digest))
+            })
+            .unwrap_or(false)
+    }
+
     /// Whether `secret` is the client's secret, given its stored argon2id hash.
     /// Returns `(matches, used_fast_path)`.
     pub fn verify(&self, client_id: &str, secret: &str, phc: &str) -> (bool, bool) {

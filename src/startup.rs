@@ -21,8 +21,12 @@ use crate::metrics::Metrics;
 use crate::oauth::discovery::{self, MetadataInput};
 use crate::outbound::Fetcher;
 use crate::ratelimit::RateLimiter;
+use crate::service::directory::Directory;
 use crate::service::keys::KeyService;
 use crate::service::registration;
+use crate::service::replay::MemoryReplayCache;
+use crate::service::revocation::MemoryRevocationSet;
+use crate::service::token::{self as token_service, DpopNonces};
 use crate::state::AppState;
 use crate::store::{ConnectionManager, Store};
 
@@ -61,6 +65,7 @@ impl Application {
         let store = Store::open(&config.database_url, config.pool_size, config.writers)
             .context("cannot open the database (database.url)")?;
         let kek = load_kek(&config)?;
+        let dpop_nonces = DpopNonces::new(kek.derive(b"dpop-nonce"));
         let keys = {
             let mut conn = store.connection()?;
             KeyService::open(
@@ -119,7 +124,11 @@ impl Application {
             ),
             fetcher: Fetcher::new(&config.outbound).context("outbound HTTP client (outbound.*)")?,
             publishers,
-            secrets: SecretVerifier::default(),
+            secrets: Arc::new(SecretVerifier::default()),
+            directory: Directory::default(),
+            replay: Box::new(MemoryReplayCache::default()),
+            revocations: Box::new(MemoryRevocationSet::default()),
+            dpop_nonces,
             config,
         });
 
@@ -168,9 +177,11 @@ impl Application {
         let state = self.state.clone();
         let keys_task = actix_web::rt::spawn(refresh_keys(state.clone()));
         let purge_task = actix_web::rt::spawn(purge_pending(state.clone()));
+        let revocation_task = actix_web::rt::spawn(sync_revocations(state.clone()));
         let result = self.server.await;
         keys_task.abort();
         purge_task.abort();
+        revocation_task.abort();
         let flushed = state.audit.flush(Duration::from_secs(10));
         tracing::info!(audit_flushed = flushed, "patron stopped");
         result.context("server failed")
@@ -209,6 +220,22 @@ async fn purge_pending(state: web::Data<AppState>) {
         tick.tick().await;
         if let Err(e) = registration::purge_expired(&state.clone().into_inner()).await {
             tracing::error!(error = %e, "purging unclaimed registrations failed");
+        }
+    }
+}
+
+/// Pulls revocations made by any replica into memory every second.
+async fn sync_revocations(state: web::Data<AppState>) {
+    let mut since = 0;
+    let mut tick = actix_web::rt::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let started = clock::now();
+        match token_service::sync_revocations(&state, since).await {
+            // Overlap by the clock skew so a revocation committed "in the past" by a
+            // replica with a slower clock is not missed.
+            Ok(_) => since = started - state.config.validation.clock_skew_secs,
+            Err(e) => tracing::error!(error = %e, "revocation sync failed"),
         }
     }
 }

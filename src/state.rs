@@ -10,7 +10,11 @@ use crate::jose::software_statement::TrustedPublishers;
 use crate::metrics::Metrics;
 use crate::outbound::Fetcher;
 use crate::ratelimit::RateLimiter;
+use crate::service::directory::Directory;
 use crate::service::keys::KeyService;
+use crate::service::replay::ReplayCache;
+use crate::service::revocation::RevocationSet;
+use crate::service::token::DpopNonces;
 use crate::store::Store;
 
 /// Everything a handler needs.
@@ -36,5 +40,13 @@ pub struct AppState {
     /// Trusted software-statement publishers.
     pub publishers: TrustedPublishers,
     /// Client-secret verification with the fast path.
-    pub secrets: SecretVerifier,
+    pub secrets: Arc<SecretVerifier>,
+    /// Cached clients and skills.
+    pub directory: Directory,
+    /// Single-use `jti`s (client assertions, DPoP proofs).
+    pub replay: Box<dyn ReplayCache>,
+    /// Revoked token ids.
+    pub revocations: Box<dyn RevocationSet>,
+    /// DPoP server nonces.
+    pub dpop_nonces: DpopNonces,
 }

@@ -68,6 +68,9 @@ pub fn render(e: &OAuthError) -> HttpResponse {
         }
         _ => {}
     }
+    if let Some(nonce) = e.dpop_nonce() {
+        resp.insert_header(("DPoP-Nonce", nonce.to_owned()));
+    }
     if let Some(secs) = e.retry_after() {
         resp.insert_header((header::RETRY_AFTER, secs.to_string()));
     }

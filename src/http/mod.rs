@@ -1,11 +1,13 @@
 //! HTTP glue (actix-web only): one `configure` per area, errors, extractors.
 
+pub mod admin;
 pub mod discovery;
 pub mod error;
 pub mod extract;
 pub mod home;
 pub mod ops;
 pub mod registration;
+pub mod token;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -19,6 +21,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(home::configure)
         .configure(discovery::configure)
         .configure(registration::configure)
+        .configure(token::configure)
+        .configure(admin::configure)
         .configure(ops::configure)
         .default_service(web::to(error::not_found));
 }

@@ -105,12 +105,25 @@ fn check_key(key: &Map<String, Value>) -> Result<(), String> {
                     "RSA key has {bits} bits; at most 8192 are accepted"
                 ));
             }
-            b64(key, "e")?;
+            // A public exponent of 1 (or any even one) makes "signatures" trivially
+            // forgeable; OpenSSL would still verify with it.
+            let e = b64(key, "e")?;
+            let odd = e.last().is_some_and(|b| b & 1 == 1);
+            let above_one =
+                e.iter().rev().skip(1).any(|b| *b != 0) || e.last().is_some_and(|b| *b > 1);
+            if !odd || !above_one || e.len() > 8 {
+                return Err("RSA public exponent must be odd and greater than 1".into());
+            }
         }
         other => {
             return Err(format!(
                 "unsupported key type `{other}` (use EC, OKP or RSA)"
             ));
+        }
+    }
+    if let Some(u) = key.get("use") {
+        if u.as_str() != Some("sig") {
+            return Err("member `use` must be `sig`: these keys only verify signatures".into());
         }
     }
     if let Some(alg) = key.get("alg") {
@@ -153,8 +166,17 @@ pub fn validate_client_jwks(value: &Value) -> Result<(), String> {
 }
 
 impl PublicKeySet {
-    /// Parses and validates a JWK Set.
+    /// Parses and validates a JWK Set of at most [`MAX_KEYS`] keys.
     pub fn from_jwks(value: &Value) -> Result<Self, String> {
+        Self::parse(value, MAX_KEYS)
+    }
+
+    /// Parses Patron's own published keys, which may number more than a client's.
+    pub fn from_own_jwks(value: &Value) -> Result<Self, String> {
+        Self::parse(value, 1000)
+    }
+
+    fn parse(value: &Value, max_keys: usize) -> Result<Self, String> {
         let keys = value
             .as_object()
             .and_then(|o| o.get("keys"))
@@ -163,8 +185,8 @@ impl PublicKeySet {
         if keys.is_empty() {
             return Err("the key set is empty".into());
         }
-        if keys.len() > MAX_KEYS {
-            return Err(format!("at most {MAX_KEYS} keys are accepted"));
+        if keys.len() > max_keys {
+            return Err(format!("at most {max_keys} keys are accepted"));
         }
         let mut out = Vec::with_capacity(keys.len());
         for (i, k) in keys.iter().enumerate() {
@@ -237,7 +259,8 @@ pub fn key_suits(jwk: &Jwk, alg: &str) -> bool {
 /// A verifier for `alg` from a public JWK, or `None` if the algorithm is not allowed or
 /// does not fit the key.
 pub fn verifier(jwk: &Jwk, alg: &str) -> Option<Box<dyn JwsVerifier>> {
-    if !key_suits(jwk, alg) {
+    // A key that names its algorithm is used with that algorithm only.
+    if !key_suits(jwk, alg) || jwk.algorithm().is_some_and(|a| a != alg) {
         return None;
     }
     let v: Box<dyn JwsVerifier> = match alg {
@@ -321,6 +344,27 @@ mod tests {
         assert!(PublicKeySet::from_jwks(&json!({"keys": [a, b]})).is_err());
         assert!(PublicKeySet::from_jwks(&json!({"keys": []})).is_err());
         assert!(PublicKeySet::from_jwks(&json!([1])).is_err());
+    }
+
+    #[test]
+    fn rsa_keys_with_a_degenerate_exponent_are_refused() {
+        let kp = RsaKeyPair::generate(2048).unwrap();
+        let mut public: Map<String, Value> = kp.to_jwk_public_key().as_ref().clone();
+        for e in ["AQ", "Ag", "AAE"] {
+            public.insert("e".into(), json!(e));
+            let err = PublicKeySet::from_jwks(&json!({"keys": [public.clone()]})).unwrap_err();
+            assert!(err.contains("exponent"), "{e}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_key_is_used_only_with_the_algorithm_it_names() {
+        let kp = RsaKeyPair::generate(2048).unwrap();
+        let mut public: Map<String, Value> = kp.to_jwk_public_key().as_ref().clone();
+        public.insert("alg".into(), json!("PS256"));
+        let jwk = Jwk::from_map(public).unwrap();
+        assert!(verifier(&jwk, "RS256").is_none());
+        assert!(verifier(&jwk, "PS256").is_some());
     }
 
     #[test]

@@ -139,6 +139,16 @@ impl KeyEncryptionKey {
         Ok((Self(bytes), false))
     }
 
+    /// A 256-bit key for another purpose, derived so that it reveals nothing about this one
+    /// (SHA-256 over a purpose label and the key).
+    pub fn derive(&self, purpose: &[u8]) -> [u8; 32] {
+        let mut input = Vec::with_capacity(purpose.len() + 40);
+        input.extend_from_slice(b"patron-kek-derive:");
+        input.extend_from_slice(purpose);
+        input.extend_from_slice(&self.0);
+        crate::crypto::sha256(&input)
+    }
+
     /// Encrypts `plaintext`, binding it to `kid` as associated data.
     pub fn encrypt(&self, kid: &str, plaintext: &[u8]) -> Result<String, KeyError> {
         let iv = random_bytes::<12>();
@@ -353,6 +363,8 @@ pub struct KeyRing {
     pub current: Option<Signer>,
     /// The JWKS document (next, current and retiring keys), serialised once.
     pub jwks_json: Arc<str>,
+    /// The same keys, parsed, for verifying tokens Patron issued.
+    pub public: Arc<crate::jose::jwks::PublicKeySet>,
     /// Keys that are past their overlap window and may be deleted.
     pub expired: Vec<String>,
 }
@@ -382,13 +394,24 @@ impl KeyRing {
                 .map_err(|e| KeyError::Crypto(format!("stored public key {}: {e}", key.kid)))?;
             published.push(jwk);
         }
-        let jwks_json: Arc<str> = json!({ "keys": published }).to_string().into();
+        let doc = json!({ "keys": published });
+        let public = if published_is_empty(&doc) {
+            crate::jose::jwks::PublicKeySet::default()
+        } else {
+            crate::jose::jwks::PublicKeySet::from_own_jwks(&doc)
+                .map_err(|e| KeyError::Crypto(format!("published keys: {e}")))?
+        };
         Ok(Self {
             current,
-            jwks_json,
+            jwks_json: doc.to_string().into(),
+            public: Arc::new(public),
             expired,
         })
     }
+}
+
+fn published_is_empty(doc: &Value) -> bool {
+    doc["keys"].as_array().is_none_or(|k| k.is_empty())
 }
 
 /// Base64url without padding (re-exported for JWS assembly).

@@ -1,6 +1,9 @@
 //! JOSE: key sets, the JWT validation profile, signing keys, software statements.
 //! Pure code: no web framework, no database.
 
+pub mod access_token;
+pub mod client_assertion;
+pub mod dpop;
 pub mod jwks;
 pub mod keys;
 pub mod profile;

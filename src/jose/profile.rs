@@ -282,7 +282,8 @@ pub fn check_claims(
         }
     }
     match number(claims, "exp").map_err(|_| Reason::ExpMissing)? {
-        Some(exp) if now > exp.saturating_add(expect.skew) => return Err(Reason::TokenExpired),
+        // RFC 7519 §4.1.4: not accepted on or after `exp` (plus the allowed skew).
+        Some(exp) if now >= exp.saturating_add(expect.skew) => return Err(Reason::TokenExpired),
         None if expect.require_exp => return Err(Reason::ExpMissing),
         _ => {}
     }

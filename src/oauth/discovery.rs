@@ -12,6 +12,13 @@ pub const JWKS_PATH: &str = "/jwks.json";
 /// Path of the registration endpoint.
 pub const REGISTRATION_PATH: &str = "/register";
 
+/// Client authentication methods the token, introspection and revocation endpoints accept.
+const AUTH_METHODS: &[&str] = &[
+    "private_key_jwt",
+    "client_secret_basic",
+    "client_secret_post",
+];
+
 /// Inputs of the metadata document.
 #[derive(Debug, Clone)]
 pub struct MetadataInput<'a> {
@@ -32,6 +39,15 @@ pub fn metadata(input: &MetadataInput<'_>) -> Value {
         "issuer": iss,
         "jwks_uri": format!("{iss}{JWKS_PATH}"),
         "registration_endpoint": format!("{iss}{REGISTRATION_PATH}"),
+        "token_endpoint": format!("{iss}/token"),
+        "introspection_endpoint": format!("{iss}/introspect"),
+        "revocation_endpoint": format!("{iss}/revoke"),
+        "grant_types_supported": ["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"],
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": VERIFY_ALGORITHMS,
+        "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "dpop_signing_alg_values_supported": VERIFY_ALGORITHMS,
         "service_documentation": format!("{iss}/"),
         // Patron's validation profile (not an RFC 8414 member): how Patron checks every JWT
         // it accepts, published so that skills can check Patron's tokens the same way.
@@ -64,8 +80,9 @@ mod tests {
         assert_eq!(m["jwks_uri"], "https://as.example/jwks.json");
         assert_eq!(m["registration_endpoint"], "https://as.example/register");
         assert_eq!(m["patron_validation_profile"]["clock_skew_seconds"], 60);
+        assert_eq!(m["token_endpoint"], "https://as.example/token");
         assert!(
-            m.get("token_endpoint").is_none(),
+            m.get("authorization_endpoint").is_none(),
             "not implemented yet, so not advertised"
         );
     }

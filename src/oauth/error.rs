@@ -34,6 +34,10 @@ pub enum ErrorKind {
     InvalidSoftwareStatement,
     /// The software statement is not from a trusted publisher (RFC 7591 §3.2.2).
     UnapprovedSoftwareStatement,
+    /// The DPoP proof is missing or invalid (RFC 9449 §7.1).
+    InvalidDpopProof,
+    /// The DPoP proof must carry the server's nonce (RFC 9449 §8); sent with `DPoP-Nonce`.
+    UseDpopNonce,
     /// The request body is too large (413).
     PayloadTooLarge,
     /// The request body has the wrong media type (415).
@@ -70,6 +74,8 @@ impl ErrorKind {
             Self::InvalidRedirectUri => "invalid_redirect_uri",
             Self::InvalidSoftwareStatement => "invalid_software_statement",
             Self::UnapprovedSoftwareStatement => "unapproved_software_statement",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
             Self::TooManyRequests | Self::TemporarilyUnavailable => "temporarily_unavailable",
             Self::ServerError => "server_error",
         }
@@ -98,6 +104,7 @@ pub struct OAuthError {
     description: Cow<'static, str>,
     reason: &'static str,
     retry_after: Option<u64>,
+    dpop_nonce: Option<String>,
 }
 
 impl OAuthError {
@@ -112,6 +119,7 @@ impl OAuthError {
             description: description.into(),
             reason,
             retry_after: None,
+            dpop_nonce: None,
         }
     }
 
@@ -137,6 +145,17 @@ impl OAuthError {
     pub fn with_retry_after(mut self, secs: u64) -> Self {
         self.retry_after = Some(secs);
         self
+    }
+
+    /// Adds the nonce to send in the `DPoP-Nonce` header.
+    pub fn with_dpop_nonce(mut self, nonce: String) -> Self {
+        self.dpop_nonce = Some(nonce);
+        self
+    }
+
+    /// The nonce for the `DPoP-Nonce` header, if any.
+    pub fn dpop_nonce(&self) -> Option<&str> {
+        self.dpop_nonce.as_deref()
     }
 
     /// The kind.

@@ -4,3 +4,5 @@ pub mod client_metadata;
 pub mod discovery;
 pub mod error;
 pub mod redirect_uri;
+pub mod scope;
+pub mod token_request;

@@ -97,6 +97,7 @@ impl KeyService {
             ring: ArcSwap::from_pointee(KeyRing {
                 current: None,
                 jwks_json: Arc::from("{\"keys\":[]}"),
+                public: Arc::default(),
                 expired: Vec::new(),
             }),
         };

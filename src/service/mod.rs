@@ -1,8 +1,13 @@
 //! Services: the operations the HTTP handlers, the CLI and (later) the console share. They
 //! combine protocol checks (`oauth`, `jose`) with storage (`store`) and auditing.
 
+pub mod admin;
+pub mod directory;
 pub mod keys;
 pub mod registration;
+pub mod replay;
+pub mod revocation;
+pub mod token;
 
 use crate::oauth::error::OAuthError;
 use crate::store::StoreError;

@@ -38,6 +38,7 @@ diesel::table! {
         owner_id -> Nullable<Text>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        client_id -> Nullable<Text>,
     }
 }
 

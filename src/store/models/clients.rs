@@ -175,3 +175,42 @@ pub fn count_by_status(conn: &mut DbConnection) -> Result<Vec<(String, i64)>, St
         .load(conn)
         .map_err(StoreError::from_diesel)
 }
+
+/// Sets a registration's status; when `revoke_before` is given, tokens issued up to that
+/// instant stop working. Returns whether the client exists.
+pub fn set_status(
+    conn: &mut DbConnection,
+    client_id: &str,
+    status: ClientStatus,
+    owner_id: Option<&str>,
+    revoke_before: Option<UnixTime>,
+    now: UnixTime,
+) -> Result<bool, StoreError> {
+    let target = clients::table.find(client_id);
+    let n = match (owner_id, revoke_before) {
+        (Some(owner), _) => diesel::update(target)
+            .set((
+                clients::status.eq(status.as_str()),
+                clients::owner_id.eq(owner),
+                clients::user_code.eq(None::<String>),
+                clients::expires_at.eq(None::<i64>),
+                clients::updated_at.eq(now),
+            ))
+            .execute(conn),
+        (None, Some(t)) => diesel::update(target)
+            .set((
+                clients::status.eq(status.as_str()),
+                clients::tokens_revoked_before.eq(t),
+                clients::updated_at.eq(now),
+            ))
+            .execute(conn),
+        (None, None) => diesel::update(target)
+            .set((
+                clients::status.eq(status.as_str()),
+                clients::updated_at.eq(now),
+            ))
+            .execute(conn),
+    }
+    .map_err(StoreError::from_diesel)?;
+    Ok(n == 1)
+}

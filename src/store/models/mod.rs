@@ -5,4 +5,6 @@ pub mod clients;
 pub mod enrollment_tokens;
 pub mod grants;
 pub mod owners;
+pub mod revoked_tokens;
 pub mod signing_keys;
+pub mod skills;

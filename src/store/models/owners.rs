@@ -43,3 +43,12 @@ pub fn ensure(conn: &mut DbConnection, id: &str, now: UnixTime) -> Result<(), St
         .map(|_| ())
         .map_err(StoreError::from_diesel)
 }
+
+/// Invalidates every token of every agent of this owner issued up to `at`.
+pub fn revoke_all(conn: &mut DbConnection, id: &str, at: UnixTime) -> Result<bool, StoreError> {
+    let n = diesel::update(owners::table.find(id))
+        .set(owners::tokens_revoked_before.eq(at))
+        .execute(conn)
+        .map_err(StoreError::from_diesel)?;
+    Ok(n == 1)
+}

@@ -1,0 +1,198 @@
+//! Cached views of clients (with their keys, grants and owner) and skills, so the token
+//! endpoint makes no database round trip on the hot path.
+//!
+//! # Freshness
+//!
+//! An entry is reloaded when it is older than [`MAX_AGE_SECS`] (one second), so a change
+//! made on another replica (suspension, a revoke-all, a new grant) takes effect everywhere
+//! within about a second. Changes made through this replica invalidate the entry at once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use crate::clock::{self, UnixTime};
+use crate::jose::jwks::PublicKeySet;
+use crate::oauth::client_metadata::ClientMetadata;
+use crate::store::models::clients::{self, ClientStatus};
+use crate::store::models::skills::{self, SkillRow};
+use crate::store::models::{grants, owners};
+use crate::store::{Store, StoreError};
+
+/// Oldest a cached entry may be before it is reloaded.
+pub const MAX_AGE_SECS: f64 = 1.0;
+
+/// Everything the token service needs to know about a client.
+#[derive(Debug)]
+pub struct ClientRecord {
+    /// `client_id`.
+    pub client_id: String,
+    /// Lifecycle state.
+    pub status: ClientStatus,
+    /// Owner, once claimed.
+    pub owner_id: Option<String>,
+    /// Validated metadata.
+    pub metadata: ClientMetadata,
+    /// Keys registered by value (`jwks`), parsed once.
+    pub keys: Option<Arc<PublicKeySet>>,
+    /// argon2id hash of the secret, for secret-based methods.
+    pub secret_hash: Option<String>,
+    /// Granted skills: audience → scopes.
+    pub grants: HashMap<String, Vec<String>>,
+    /// Tokens issued at or before this instant are invalid (suspension, owner revoke-all).
+    pub revoked_before: Option<UnixTime>,
+}
+
+impl ClientRecord {
+    /// Whether a token issued at `iat` to this client has been revoked wholesale.
+    pub fn revoked_at(&self, iat: UnixTime) -> bool {
+        self.revoked_before.is_some_and(|t| iat <= t)
+    }
+}
+
+struct Cached<T> {
+    value: Option<Arc<T>>,
+    loaded: f64,
+}
+
+/// The caches.
+#[derive(Default)]
+pub struct Directory {
+    clients: RwLock<HashMap<String, Cached<ClientRecord>>>,
+    skills: RwLock<Option<Cached<HashMap<String, Arc<SkillRow>>>>>,
+}
+
+fn load_client(
+    conn: &mut crate::store::DbConnection,
+    client_id: &str,
+) -> Result<Option<ClientRecord>, StoreError> {
+    let Some(row) = clients::find(conn, client_id)? else {
+        return Ok(None);
+    };
+    if row.is_expired(clock::now()) {
+        return Ok(None);
+    }
+    let metadata: ClientMetadata = serde_json::from_str(&row.metadata)
+        .map_err(|e| StoreError::Corrupt(format!("client {client_id} metadata: {e}")))?;
+    let keys = match &metadata.jwks {
+        Some(jwks) => Some(Arc::new(PublicKeySet::from_jwks(jwks).map_err(|e| {
+            StoreError::Corrupt(format!("client {client_id} jwks: {e}"))
+        })?)),
+        None => None,
+    };
+    let grants = grants::for_client(conn, client_id)?
+        .into_iter()
+        .map(|g| {
+            let scopes = g
+                .scopes
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+            (g.audience, scopes)
+        })
+        .collect();
+    let owner_revoked = match &row.owner_id {
+        Some(o) => owners::find(conn, o)?.and_then(|o| o.tokens_revoked_before),
+        None => None,
+    };
+    let revoked_before = match (row.tokens_revoked_before, owner_revoked) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    Ok(Some(ClientRecord {
+        status: row.status()?,
+        client_id: row.client_id,
+        owner_id: row.owner_id,
+        metadata,
+        keys,
+        secret_hash: row.client_secret_hash,
+        grants,
+        revoked_before,
+    }))
+}
+
+impl Directory {
+    /// The client, from the cache when fresh.
+    pub async fn client(
+        &self,
+        store: &Store,
+        client_id: &str,
+    ) -> Result<Option<Arc<ClientRecord>>, StoreError> {
+        let now = clock::monotonic();
+        if let Ok(map) = self.clients.read() {
+            if let Some(c) = map.get(client_id) {
+                if now - c.loaded < MAX_AGE_SECS {
+                    return Ok(c.value.clone());
+                }
+            }
+        }
+        let id = client_id.to_owned();
+        let loaded = store
+            .read(move |c| load_client(c, &id))
+            .await?
+            .map(Arc::new);
+        if let Ok(mut map) = self.clients.write() {
+            if map.len() > 100_000 {
+                map.retain(|_, c| now - c.loaded < MAX_AGE_SECS);
+            }
+            map.insert(
+                client_id.to_owned(),
+                Cached {
+                    value: loaded.clone(),
+                    loaded: now,
+                },
+            );
+        }
+        Ok(loaded)
+    }
+
+    /// Drops a client from the cache (after a change through this replica).
+    pub fn forget_client(&self, client_id: &str) {
+        if let Ok(mut map) = self.clients.write() {
+            map.remove(client_id);
+        }
+    }
+
+    /// Drops every cached client (after an owner-wide change).
+    pub fn forget_all_clients(&self) {
+        if let Ok(mut map) = self.clients.write() {
+            map.clear();
+        }
+    }
+
+    /// The skill with this audience, from the cache when fresh.
+    pub async fn skill(
+        &self,
+        store: &Store,
+        audience: &str,
+    ) -> Result<Option<Arc<SkillRow>>, StoreError> {
+        let now = clock::monotonic();
+        if let Ok(guard) = self.skills.read() {
+            if let Some(c) = guard.as_ref() {
+                if now - c.loaded < MAX_AGE_SECS {
+                    return Ok(c.value.as_ref().and_then(|m| m.get(audience).cloned()));
+                }
+            }
+        }
+        let all = store.read(skills::all).await?;
+        let map: HashMap<String, Arc<SkillRow>> = all
+            .into_iter()
+            .map(|s| (s.audience.clone(), Arc::new(s)))
+            .collect();
+        let found = map.get(audience).cloned();
+        if let Ok(mut guard) = self.skills.write() {
+            *guard = Some(Cached {
+                value: Some(Arc::new(map)),
+                loaded: now,
+            });
+        }
+        Ok(found)
+    }
+
+    /// Drops the skill cache (after a change through this replica).
+    pub fn forget_skills(&self) {
+        if let Ok(mut guard) = self.skills.write() {
+            *guard = None;
+        }
+    }
+}

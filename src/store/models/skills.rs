@@ -1,0 +1,74 @@
+//! Skills: resource servers identified by an audience URI.
+
+use diesel::prelude::*;
+
+use crate::clock::UnixTime;
+use crate::store::schema::skills;
+use crate::store::{DbConnection, StoreError};
+
+/// A stored skill.
+#[derive(Debug, Clone, Queryable, Selectable, PartialEq, Eq)]
+#[diesel(table_name = skills)]
+pub struct SkillRow {
+    /// Audience URI (the `aud` of its tokens).
+    pub audience: String,
+    /// Display name.
+    pub name: String,
+    /// Space-separated scopes the skill understands.
+    pub scopes: String,
+    /// Lifetime of tokens for it.
+    pub ttl_secs: i64,
+    /// Whether its tokens must be DPoP-bound.
+    pub require_dpop: bool,
+    /// Owner who registered it (none for admin-registered skills).
+    pub owner_id: Option<String>,
+    /// Created.
+    pub created_at: UnixTime,
+    /// Last change.
+    pub updated_at: UnixTime,
+    /// The registered client that is this skill, for delegation (RFC 8693 `act`).
+    pub client_id: Option<String>,
+}
+
+/// Inserts or replaces a skill by audience.
+pub fn upsert(conn: &mut DbConnection, row: &SkillRow) -> Result<(), StoreError> {
+    let existing = find(conn, &row.audience)?;
+    let created_at = existing.map(|e| e.created_at).unwrap_or(row.created_at);
+    diesel::delete(skills::table.find(&row.audience))
+        .execute(conn)
+        .map_err(StoreError::from_diesel)?;
+    diesel::insert_into(skills::table)
+        .values((
+            skills::audience.eq(&row.audience),
+            skills::name.eq(&row.name),
+            skills::scopes.eq(&row.scopes),
+            skills::ttl_secs.eq(row.ttl_secs),
+            skills::require_dpop.eq(row.require_dpop),
+            skills::owner_id.eq(&row.owner_id),
+            skills::created_at.eq(created_at),
+            skills::updated_at.eq(row.updated_at),
+            skills::client_id.eq(&row.client_id),
+        ))
+        .execute(conn)
+        .map(|_| ())
+        .map_err(StoreError::from_diesel)
+}
+
+/// Looks a skill up by audience.
+pub fn find(conn: &mut DbConnection, audience: &str) -> Result<Option<SkillRow>, StoreError> {
+    skills::table
+        .find(audience)
+        .select(SkillRow::as_select())
+        .first(conn)
+        .optional()
+        .map_err(StoreError::from_diesel)
+}
+
+/// All skills.
+pub fn all(conn: &mut DbConnection) -> Result<Vec<SkillRow>, StoreError> {
+    skills::table
+        .order(skills::audience.asc())
+        .select(SkillRow::as_select())
+        .load(conn)
+        .map_err(StoreError::from_diesel)
+}
