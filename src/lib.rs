@@ -1,6 +1,8 @@
 //! Patron: an OAuth 2.0 authorization server for AI agents.
 
+pub mod agent;
 pub mod audit;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;

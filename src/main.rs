@@ -6,12 +6,12 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
-use patron::clock;
 use patron::config::Config;
 use patron::jose::keys::roles;
 use patron::service::{keys as key_service, registration};
 use patron::startup::{Application, load_kek};
 use patron::store::{ConnectionManager, run_migrations};
+use patron::{cli, clock};
 
 /// Patron: an OAuth 2.0 authorization server for AI agents.
 #[derive(Parser)]
@@ -40,6 +40,154 @@ enum Command {
     /// Manage enrollment tokens (RFC 7591 initial access tokens minted for an owner).
     #[command(subcommand)]
     Enrollment(EnrollmentCommand),
+    /// Administer a running server through its admin API (needs PATRON_ADMIN_TOKEN).
+    Admin(AdminArgs),
+    /// The reference agent: register, get tokens, exchange them.
+    Agent(AgentArgs),
+}
+
+#[derive(Args)]
+struct AdminArgs {
+    /// Base URL of the server.
+    #[arg(
+        long,
+        env = "PATRON_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    server: String,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Skills (resource servers).
+    #[command(subcommand)]
+    Skill(SkillCommand),
+    /// Agents.
+    #[command(subcommand)]
+    Agent(AdminAgentCommand),
+    /// Owners.
+    #[command(subcommand)]
+    Owner(OwnerCommand),
+}
+
+#[derive(Subcommand)]
+enum SkillCommand {
+    /// Register or replace a skill.
+    Add {
+        /// Audience URI (the `aud` of its tokens; what agents pass as `resource`).
+        #[arg(long)]
+        audience: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Space-separated scopes it understands.
+        #[arg(long)]
+        scopes: String,
+        /// Token lifetime in seconds (default tokens.default_skill_ttl_secs).
+        #[arg(long)]
+        ttl: Option<i64>,
+        /// Only DPoP-bound tokens for this skill.
+        #[arg(long)]
+        require_dpop: bool,
+        /// The registered client that is this skill (lets it exchange tokens as a delegate).
+        #[arg(long)]
+        client_id: Option<String>,
+    },
+    /// List skills.
+    List,
+}
+
+#[derive(Subcommand)]
+enum AdminAgentCommand {
+    /// Link an agent to its owner and grant it skills; it becomes active.
+    Approve {
+        /// The agent's client_id.
+        client_id: String,
+        /// Owner id, e.g. github:12345 (created if new).
+        #[arg(long)]
+        owner: String,
+        /// AUDIENCE=scope1,scope2 (repeatable).
+        #[arg(long = "grant")]
+        grants: Vec<String>,
+    },
+    /// Suspend an agent: every token issued to it so far stops working.
+    Suspend {
+        /// The agent's client_id.
+        client_id: String,
+    },
+    /// Resume a suspended agent.
+    Resume {
+        /// The agent's client_id.
+        client_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum OwnerCommand {
+    /// Kill switch: invalidate every token of every agent of this owner.
+    RevokeAll {
+        /// Owner id.
+        owner_id: String,
+    },
+}
+
+#[derive(Args)]
+struct AgentArgs {
+    /// The agent's key and registration file (mode 0600).
+    #[arg(long, default_value = "patron-agent.json", global = true)]
+    file: PathBuf,
+    #[command(subcommand)]
+    command: AgentCommand,
+}
+
+#[derive(Subcommand)]
+enum AgentCommand {
+    /// Generate keys, register with private_key_jwt and DPoP, and print the user code.
+    Register {
+        /// Base URL of the server.
+        #[arg(long, env = "PATRON_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// Name shown to the owner.
+        #[arg(long, default_value = "patron reference agent")]
+        name: String,
+        /// Enrollment token from the owner (the agent is active at once).
+        #[arg(long)]
+        enrollment_token: Option<String>,
+    },
+    /// Get a token: an agent token, or with --resource a token for that skill.
+    Token {
+        /// Skill audience (RFC 8707 resource).
+        #[arg(long)]
+        resource: Option<String>,
+        /// Requested scopes (space-separated).
+        #[arg(long)]
+        scope: Option<String>,
+    },
+    /// Exchange a token (default: a fresh agent token) for a token to one skill.
+    Exchange {
+        /// Skill audience.
+        #[arg(long)]
+        audience: String,
+        /// Requested scopes (space-separated).
+        #[arg(long)]
+        scope: Option<String>,
+        /// The token to exchange.
+        #[arg(long)]
+        subject_token: Option<String>,
+    },
+    /// Write single-use assertion/proof pairs for load tests.
+    #[command(hide = true)]
+    BenchFixtures {
+        /// How many pairs.
+        #[arg(long, default_value_t = 10_000)]
+        count: usize,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -89,6 +237,12 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    // Client-side commands need no server configuration.
+    match cli.command {
+        Command::Admin(args) => return block_on(admin(args)),
+        Command::Agent(args) => return agent(args),
+        _ => {}
+    }
     let listen = match &cli.command {
         Command::Serve { listen } => listen.as_deref(),
         _ => None,
@@ -105,6 +259,147 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(KeysCommand::List) => keys_list(&config),
         Command::Keys(KeysCommand::Rotate { delay }) => keys_rotate(&config, delay),
         Command::Enrollment(EnrollmentCommand::Create(args)) => enrollment_create(&config, args),
+        Command::Admin(_) | Command::Agent(_) => Ok(()),
+    }
+}
+
+fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(f)
+}
+
+fn print_json(v: &serde_json::Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+    );
+}
+
+async fn admin(args: AdminArgs) -> anyhow::Result<()> {
+    let token = std::env::var("PATRON_ADMIN_TOKEN")
+        .context("set PATRON_ADMIN_TOKEN to the server's admin token")?;
+    let client = cli::Client::new(&args.server)?;
+    let out = match args.command {
+        AdminCommand::Skill(SkillCommand::Add {
+            audience,
+            name,
+            scopes,
+            ttl,
+            require_dpop,
+            client_id,
+        }) => {
+            let body = serde_json::json!({
+                "audience": audience, "name": name, "scopes": scopes, "ttl_secs": ttl,
+                "require_dpop": require_dpop, "client_id": client_id,
+            });
+            client.admin(&token, "POST", "/skills", Some(body)).await?
+        }
+        AdminCommand::Skill(SkillCommand::List) => {
+            client.admin(&token, "GET", "/skills", None).await?
+        }
+        AdminCommand::Agent(AdminAgentCommand::Approve {
+            client_id,
+            owner,
+            grants,
+        }) => {
+            let body = serde_json::json!({"owner": owner, "grants": cli::parse_grants(&grants)?});
+            client
+                .admin(
+                    &token,
+                    "POST",
+                    &format!("/agents/{client_id}/approve"),
+                    Some(body),
+                )
+                .await?
+        }
+        AdminCommand::Agent(AdminAgentCommand::Suspend { client_id }) => {
+            client
+                .admin(
+                    &token,
+                    "POST",
+                    &format!("/agents/{client_id}/suspend"),
+                    None,
+                )
+                .await?
+        }
+        AdminCommand::Agent(AdminAgentCommand::Resume { client_id }) => {
+            client
+                .admin(&token, "POST", &format!("/agents/{client_id}/resume"), None)
+                .await?
+        }
+        AdminCommand::Owner(OwnerCommand::RevokeAll { owner_id }) => {
+            client
+                .admin(
+                    &token,
+                    "POST",
+                    &format!("/owners/{owner_id}/revoke-all"),
+                    None,
+                )
+                .await?
+        }
+    };
+    print_json(&out);
+    Ok(())
+}
+
+fn agent(args: AgentArgs) -> anyhow::Result<()> {
+    let file = args.file;
+    match args.command {
+        AgentCommand::Register {
+            server,
+            name,
+            enrollment_token,
+        } => block_on(async move {
+            let client = cli::Client::new(&server)?;
+            let r = client
+                .register_agent(&name, enrollment_token.as_deref(), &file)
+                .await?;
+            let get = |k: &str| {
+                r.get(k)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            println!(
+                "registered {} (saved to {}, mode 0600)",
+                get("client_id"),
+                file.display()
+            );
+            if get("owner_status") == "pending" {
+                println!(
+                    "Ask your owner to approve this agent: code {}",
+                    get("user_code")
+                );
+                println!("  {}", get("verification_uri_complete"));
+            } else {
+                println!("Active for its owner; get a token with `patron agent token`.");
+            }
+            Ok(())
+        }),
+        AgentCommand::Token { resource, scope } => block_on(async move {
+            let mut form = vec![("grant_type".to_owned(), "client_credentials".to_owned())];
+            if let Some(r) = resource {
+                form.push(("resource".into(), r));
+            }
+            if let Some(s) = scope {
+                form.push(("scope".into(), s));
+            }
+            print_json(&cli::agent_token(&file, form).await?);
+            Ok(())
+        }),
+        AgentCommand::Exchange {
+            audience,
+            scope,
+            subject_token,
+        } => block_on(async move {
+            print_json(
+                &cli::agent_exchange(&file, &audience, scope.as_deref(), subject_token).await?,
+            );
+            Ok(())
+        }),
+        AgentCommand::BenchFixtures { count, out } => cli::bench_fixtures(&file, count, &out),
     }
 }
 

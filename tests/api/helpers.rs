@@ -432,3 +432,339 @@ pub fn assert_oauth_error(resp: reqwest::blocking::Response, status: u16, code: 
     assert_eq!(cache, "no-store");
     body
 }
+
+// ---------------------------------------------------------------------------------------
+// Token service: admin API, approved agents, client assertions, DPoP proofs.
+// ---------------------------------------------------------------------------------------
+
+/// The admin bearer token tests start the server with (`PATRON_ADMIN_TOKEN`).
+pub const ADMIN: &str = "test-admin-token-0123456789abcdef-0123456789";
+
+/// Grant type URI of token exchange (RFC 8693).
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+/// Token type URI of access tokens (RFC 8693 §3).
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// `client_assertion_type` of `private_key_jwt` (RFC 7523 §2.2).
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// The owner agents are approved for unless a test says otherwise.
+pub const OWNER: &str = "github:42";
+
+/// The first skill's audience.
+pub const SKILL: &str = "https://skill.example/api";
+
+/// Current Unix time in seconds.
+pub fn now() -> i64 {
+    patron::clock::now()
+}
+
+/// A fresh random identifier (for `jti`s).
+pub fn unique() -> String {
+    hex(&patron::crypto::random_bytes::<16>())
+}
+
+/// Decodes one base64url JWT part as JSON.
+fn jwt_part(token: &str, index: usize) -> Value {
+    use base64::Engine as _;
+    let part = token
+        .split('.')
+        .nth(index)
+        .unwrap_or_else(|| panic!("not a JWT: {token}"));
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .unwrap_or_else(|e| panic!("JWT part {index} is not base64url ({e}): {token}"));
+    serde_json::from_slice(&bytes).expect("JWT part is JSON")
+}
+
+/// The (unverified) claims of a JWT.
+pub fn claims_of(token: &str) -> Value {
+    jwt_part(token, 1)
+}
+
+/// The (unverified) JOSE header of a JWT.
+pub fn header_of(token: &str) -> Value {
+    jwt_part(token, 0)
+}
+
+impl TestServer {
+    /// A server with the admin API enabled.
+    pub fn with_admin() -> Self {
+        Self::builder().env("PATRON_ADMIN_TOKEN", ADMIN).start()
+    }
+
+    /// Calls the admin API with the right bearer token.
+    pub fn admin(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> reqwest::blocking::Response {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("HTTP method");
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(ADMIN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().expect("admin request")
+    }
+
+    /// Calls the admin API and asserts a 2xx answer; returns its JSON.
+    pub fn admin_ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let r = self.admin(method, path, body);
+        let status = r.status();
+        let text = r.text().expect("admin body");
+        assert!(status.is_success(), "admin {path}: {status} {text}");
+        serde_json::from_str(&text).expect("admin JSON")
+    }
+
+    /// Creates a skill (audience, scopes, token lifetime, DPoP requirement, its client).
+    pub fn add_skill(
+        &self,
+        audience: &str,
+        scopes: &str,
+        ttl_secs: i64,
+        require_dpop: bool,
+        client_id: Option<&str>,
+    ) -> Value {
+        let r = self.admin(
+            "POST",
+            "/admin/skills",
+            Some(json!({
+                "audience": audience,
+                "name": "Test skill",
+                "scopes": scopes,
+                "ttl_secs": ttl_secs,
+                "require_dpop": require_dpop,
+                "client_id": client_id,
+            })),
+        );
+        let status = r.status();
+        let body: Value = r.json().expect("skill JSON");
+        assert_eq!(status, 201, "skill creation failed: {body}");
+        body
+    }
+
+    /// POSTs a form to `path` with an optional `DPoP` header.
+    pub fn post_form(
+        &self,
+        path: &str,
+        form: &[(String, String)],
+        dpop: Option<&str>,
+    ) -> reqwest::blocking::Response {
+        let mut req = self.http.post(self.url(path)).form(form);
+        if let Some(p) = dpop {
+            req = req.header("DPoP", p);
+        }
+        req.send().expect("POST form")
+    }
+}
+
+/// Owned form pairs from borrowed ones.
+pub fn form(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// The public JWK of `key` without `kid` (as a DPoP proof carries it).
+pub fn bare_public_jwk(key: &AgentKey) -> serde_json::Map<String, Value> {
+    use josekit::jwk::KeyPair as _;
+    key.pair.to_jwk_public_key().as_ref().clone()
+}
+
+/// RFC 7638 thumbprint of `key`'s public JWK (the `cnf.jkt` a token bound to it carries).
+pub fn thumbprint_of(key: &AgentKey) -> String {
+    patron::jose::jwks::thumbprint(&bare_public_jwk(key)).expect("thumbprint")
+}
+
+/// The standard DPoP proof claims for `htm` and `htu`, issued now with a fresh `jti`.
+pub fn dpop_claims(htm: &str, htu: &str) -> Value {
+    json!({"htm": htm, "htu": htu, "iat": now(), "jti": unique()})
+}
+
+/// A DPoP proof signed by `key` carrying its public JWK, with `claims`.
+pub fn dpop_proof_with(key: &AgentKey, claims: Value) -> String {
+    key.sign(
+        json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": bare_public_jwk(key)}),
+        claims,
+    )
+}
+
+/// A registered agent (private_key_jwt with kid `k1`, DPoP-bound tokens) and its DPoP key.
+pub struct Agent {
+    /// Its client authentication key (registered as `k1`).
+    pub key: AgentKey,
+    /// The key its DPoP proofs are made with.
+    pub dpop_key: AgentKey,
+    /// Its `client_id`.
+    pub client_id: String,
+    /// The registration response.
+    pub registration: Value,
+}
+
+impl Agent {
+    /// Registers an agent with [`agent_metadata`]; it stays pending until approved.
+    pub fn register(s: &TestServer) -> Self {
+        let key = AgentKey::generate();
+        let registration = s.register_ok(&agent_metadata(&key));
+        Self {
+            key,
+            dpop_key: AgentKey::generate(),
+            client_id: registration["client_id"]
+                .as_str()
+                .expect("client_id")
+                .to_owned(),
+            registration,
+        }
+    }
+
+    /// Registers an agent and approves it for [`OWNER`] with `grants` (audience → scopes).
+    pub fn approved(s: &TestServer, grants: Value) -> Self {
+        let a = Self::register(s);
+        a.approve(s, OWNER, grants);
+        a
+    }
+
+    /// Approves this agent for `owner` with `grants`.
+    pub fn approve(&self, s: &TestServer, owner: &str, grants: Value) {
+        s.admin_ok(
+            "POST",
+            &format!("/admin/agents/{}/approve", self.client_id),
+            Some(json!({"owner": owner, "grants": grants})),
+        );
+    }
+
+    /// Valid assertion claims (audience: the issuer), fresh `jti`.
+    pub fn assertion_claims(&self, s: &TestServer) -> Value {
+        let t = now();
+        json!({
+            "iss": self.client_id,
+            "sub": self.client_id,
+            "aud": s.base,
+            "exp": t + 60,
+            "iat": t,
+            "jti": unique(),
+        })
+    }
+
+    /// A valid client assertion (fresh `jti` each call).
+    pub fn assertion(&self, s: &TestServer) -> String {
+        self.key.sign(
+            json!({"alg": "ES256", "kid": "k1"}),
+            self.assertion_claims(s),
+        )
+    }
+
+    /// A DPoP proof with this agent's DPoP key for `POST htu`.
+    pub fn dpop_proof(&self, htu: &str) -> String {
+        dpop_proof_with(&self.dpop_key, dpop_claims("POST", htu))
+    }
+
+    /// `extra` plus `private_key_jwt` client authentication with `assertion`.
+    pub fn form_with_assertion(assertion: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut f = form(extra);
+        f.push(("client_assertion_type".into(), JWT_BEARER.into()));
+        f.push(("client_assertion".into(), assertion.to_owned()));
+        f
+    }
+
+    /// POSTs `extra` to `path`, authenticated with a fresh assertion, with `dpop` if any.
+    pub fn send(
+        &self,
+        s: &TestServer,
+        path: &str,
+        extra: &[(&str, &str)],
+        dpop: Option<&str>,
+    ) -> reqwest::blocking::Response {
+        s.post_form(
+            path,
+            &Self::form_with_assertion(&self.assertion(s), extra),
+            dpop,
+        )
+    }
+
+    /// `POST /token` with `extra`, a fresh assertion and a fresh DPoP proof.
+    pub fn token(&self, s: &TestServer, extra: &[(&str, &str)]) -> reqwest::blocking::Response {
+        let proof = self.dpop_proof(&s.url("/token"));
+        self.send(s, "/token", extra, Some(&proof))
+    }
+
+    /// [`Agent::token`], asserting success; returns the token response JSON.
+    pub fn token_ok(&self, s: &TestServer, extra: &[(&str, &str)]) -> Value {
+        let r = self.token(s, extra);
+        let status = r.status();
+        let cache = r
+            .headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let body: Value = r.json().expect("token response JSON");
+        assert_eq!(status, 200, "token request failed: {body}");
+        assert_eq!(cache, "no-store");
+        body
+    }
+
+    /// An agent token (`client_credentials` without `resource`).
+    pub fn agent_token(&self, s: &TestServer) -> String {
+        let r = self.token_ok(s, &[("grant_type", "client_credentials")]);
+        r["access_token"].as_str().expect("access_token").to_owned()
+    }
+
+    /// A skill token for `resource` with all granted scopes.
+    pub fn skill_token(&self, s: &TestServer, resource: &str) -> String {
+        let r = self.token_ok(
+            s,
+            &[("grant_type", "client_credentials"), ("resource", resource)],
+        );
+        r["access_token"].as_str().expect("access_token").to_owned()
+    }
+
+    /// A token exchange of `subject_token` for `resource` (with a DPoP proof).
+    pub fn exchange(
+        &self,
+        s: &TestServer,
+        subject_token: &str,
+        resource: &str,
+    ) -> reqwest::blocking::Response {
+        self.token(
+            s,
+            &[
+                ("grant_type", TOKEN_EXCHANGE),
+                ("subject_token", subject_token),
+                ("subject_token_type", ACCESS_TOKEN_TYPE),
+                ("resource", resource),
+            ],
+        )
+    }
+
+    /// [`Agent::exchange`], asserting success; returns the issued token.
+    pub fn exchange_ok(&self, s: &TestServer, subject_token: &str, resource: &str) -> String {
+        let r = self.exchange(s, subject_token, resource);
+        let status = r.status();
+        let body: Value = r.json().expect("exchange response JSON");
+        assert_eq!(status, 200, "token exchange failed: {body}");
+        assert_eq!(body["issued_token_type"], ACCESS_TOKEN_TYPE);
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
+    /// `POST /introspect` of `token`; asserts 200 and returns the JSON.
+    pub fn introspect(&self, s: &TestServer, token: &str) -> Value {
+        let r = self.send(s, "/introspect", &[("token", token)], None);
+        let status = r.status();
+        let body: Value = r.json().expect("introspection JSON");
+        assert_eq!(status, 200, "introspection failed: {body}");
+        body
+    }
+
+    /// `POST /revoke` of `token`; asserts 200.
+    pub fn revoke(&self, s: &TestServer, token: &str) {
+        let r = self.send(s, "/revoke", &[("token", token)], None);
+        assert_eq!(r.status(), 200, "revocation failed: {:?}", r.text());
+    }
+}
