@@ -82,6 +82,7 @@ struct RawTokens {
 #[serde(deny_unknown_fields)]
 struct RawAdmin {
     token: Option<String>,
+    listen: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -219,7 +220,10 @@ impl Default for RawConfig {
                 dpop_require_nonce: false,
                 assertion_max_lifetime_secs: 600,
             },
-            admin: RawAdmin { token: None },
+            admin: RawAdmin {
+                token: None,
+                listen: None,
+            },
         }
     }
 }
@@ -476,6 +480,8 @@ pub struct Config {
     pub tokens: TokensConfig,
     /// Bearer token of the admin API; the API is disabled without one.
     pub admin_token: Option<SecretString>,
+    /// A separate address for the admin API; when set, `/admin/` answers only there.
+    pub admin_listen: Option<SocketAddr>,
 }
 
 /// Maps short environment aliases to dotted setting paths.
@@ -798,6 +804,12 @@ impl RawConfig {
             }
             Some(t) => Some(SecretString(t.clone())),
         };
+        let admin_listen = match &self.admin.listen {
+            None => None,
+            Some(l) => Some(l.parse::<SocketAddr>().map_err(|_| {
+                ConfigError::new("admin.listen", format!("`{l}` is not an address like 127.0.0.1:8081"))
+            })?),
+        };
         let writers = match database_url.backend() {
             Backend::Sqlite => 1,
             Backend::Postgres => self.database.writers.unwrap_or(4).clamp(1, 64) as usize,
@@ -833,6 +845,7 @@ impl RawConfig {
             development_login: self.console.development_login,
             tokens,
             admin_token,
+            admin_listen,
         })
     }
 }

@@ -406,11 +406,18 @@ fn agent(args: AgentArgs) -> anyhow::Result<()> {
 fn serve(config: Config) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(config)?;
-        println!(
-            "patron listening on http://{} (issuer {})",
-            app.local_addr(),
-            app.issuer()
-        );
+        match app.admin_addr() {
+            Some(admin) => println!(
+                "patron listening on http://{} (issuer {}; admin API on http://{admin})",
+                app.local_addr(),
+                app.issuer()
+            ),
+            None => println!(
+                "patron listening on http://{} (issuer {})",
+                app.local_addr(),
+                app.issuer()
+            ),
+        }
         tracing::info!(addr = %app.local_addr(), issuer = %app.issuer(), "patron started");
         app.run().await
     })

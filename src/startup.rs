@@ -129,6 +129,7 @@ impl Application {
             replay: Box::new(MemoryReplayCache::default()),
             revocations: Box::new(MemoryRevocationSet::default()),
             dpop_nonces,
+            admin_addr: std::sync::OnceLock::new(),
             config,
         });
 
@@ -154,7 +155,19 @@ impl Application {
         if state.config.workers > 0 {
             server = server.workers(state.config.workers);
         }
-        let server = server.listen(listener)?.run();
+        let mut server = server.listen(listener)?;
+        let admin_addr = match state.config.admin_listen {
+            Some(a) => {
+                let l = TcpListener::bind(a)
+                    .with_context(|| format!("cannot listen on {a} (admin.listen)"))?;
+                let bound = l.local_addr()?;
+                server = server.listen(l)?;
+                Some(bound)
+            }
+            None => None,
+        };
+        let _ = state.admin_addr.set(admin_addr);
+        let server = server.run();
         Ok(Self {
             server,
             addr,
@@ -165,6 +178,11 @@ impl Application {
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The admin listener's address, when it has its own.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.state.admin_addr.get().copied().flatten()
     }
 
     /// The issuer in force.

@@ -49,4 +49,6 @@ pub struct AppState {
     pub revocations: Box<dyn RevocationSet>,
     /// DPoP server nonces.
     pub dpop_nonces: DpopNonces,
+    /// The admin API's own listener address, when configured (set once at start).
+    pub admin_addr: std::sync::OnceLock<Option<std::net::SocketAddr>>,
 }

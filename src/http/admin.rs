@@ -26,13 +26,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), OAuthError> {
+    let not_found =
+        || OAuthError::new(ErrorKind::NotFound, "no such endpoint", "admin_api_disabled");
     let Some(expected) = &state.config.admin_token else {
-        return Err(OAuthError::new(
-            ErrorKind::NotFound,
-            "no such endpoint",
-            "admin_api_disabled",
-        ));
+        return Err(not_found());
     };
+    // With its own listener, the admin API does not exist on the public one.
+    if let Some(Some(admin)) = state.admin_addr.get() {
+        if req.app_config().local_addr() != *admin {
+            return Err(not_found());
+        }
+    }
     match bearer(req) {
         Some(t) if constant_time_eq(t.as_bytes(), expected.expose().as_bytes()) => Ok(()),
         _ => {

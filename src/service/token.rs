@@ -219,6 +219,18 @@ pub async fn authenticate_client(
     Ok(Authenticated { client })
 }
 
+/// The client a request claims to come from, before authentication proves it.
+fn claimed_client_id(headers: &RequestHeaders, creds: &BodyCredentials) -> Option<String> {
+    headers
+        .authorization
+        .as_deref()
+        .and_then(basic_credentials)
+        .map(|(id, _)| id)
+        .or_else(|| creds.client_id.clone())
+        .or_else(|| creds.client_assertion.as_deref().and_then(client_assertion::unverified_client_id))
+        .filter(|id| id.len() <= 200)
+}
+
 async fn client_keys(
     state: &AppState,
     client: &ClientRecord,
@@ -405,7 +417,8 @@ async fn token_inner(
     client_id_out: &mut Option<String>,
 ) -> Result<Issued, OAuthError> {
     let (request, creds) = token_request::parse(&form?)?;
-    *client_id_out = creds.client_id.clone();
+    // Attribute refusals to the client it claims to be, so its owner sees them.
+    *client_id_out = claimed_client_id(headers, &creds);
     let endpoint = format!("{}{TOKEN_PATH}", state.issuer);
     let auth = authenticate_client(state, headers, &creds, &endpoint, now).await?;
     let client = auth.client;

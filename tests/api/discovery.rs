@@ -26,7 +26,7 @@ fn both_discovery_paths_serve_the_same_metadata() {
 }
 
 #[test]
-fn metadata_publishes_the_validation_profile_and_no_unimplemented_endpoint() {
+fn metadata_lists_the_implemented_endpoints_the_validation_profile_and_nothing_more() {
     let s = TestServer::spawn();
     let m: Value = s
         .http
@@ -45,11 +45,20 @@ fn metadata_publishes_the_validation_profile_and_no_unimplemented_endpoint() {
         .map(|v| v.as_str().unwrap())
         .collect();
     assert!(algs.contains(&"ES256") && !algs.contains(&"none") && !algs.contains(&"HS256"));
+    assert_eq!(m["token_endpoint"], s.url("/token"));
+    assert_eq!(m["introspection_endpoint"], s.url("/introspect"));
+    assert_eq!(m["revocation_endpoint"], s.url("/revoke"));
+    let grants = m["grant_types_supported"].as_array().unwrap();
+    assert!(grants.contains(&serde_json::json!(
+        "urn:ietf:params:oauth:grant-type:token-exchange"
+    )));
+    let methods = m["token_endpoint_auth_methods_supported"].as_array().unwrap();
+    assert!(methods.contains(&serde_json::json!("private_key_jwt")));
+    assert!(!methods.contains(&serde_json::json!("none")), "no public-client grant yet");
     for absent in [
-        "token_endpoint",
-        "introspection_endpoint",
-        "revocation_endpoint",
         "authorization_endpoint",
+        "response_types_supported",
+        "code_challenge_methods_supported",
     ] {
         assert!(
             m.get(absent).is_none(),

@@ -114,6 +114,8 @@ pub struct TestServer {
     pub db: TestDb,
     /// HTTP client (no redirects followed).
     pub http: reqwest::blocking::Client,
+    /// The startup line the server printed.
+    pub startup_line: String,
     stderr_log: std::path::PathBuf,
 }
 
@@ -203,6 +205,7 @@ impl Spawn {
             base: addr,
             db,
             http,
+            startup_line: line.clone(),
             stderr_log,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -600,8 +603,6 @@ pub struct Agent {
     pub dpop_key: AgentKey,
     /// Its `client_id`.
     pub client_id: String,
-    /// The registration response.
-    pub registration: Value,
 }
 
 impl Agent {
@@ -616,7 +617,6 @@ impl Agent {
                 .as_str()
                 .expect("client_id")
                 .to_owned(),
-            registration,
         }
     }
 
@@ -766,5 +766,35 @@ impl Agent {
     pub fn revoke(&self, s: &TestServer, token: &str) {
         let r = self.send(s, "/revoke", &[("token", token)], None);
         assert_eq!(r.status(), 200, "revocation failed: {:?}", r.text());
+    }
+}
+
+impl TestServer {
+    /// Waits (up to 10 s) until at least `n` audit events match `pred`; returns how many.
+    pub fn wait_for_audit_count(&self, n: usize, pred: impl Fn(&AuditEventRow) -> bool) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut c = self.db.connect();
+            let rows: Vec<AuditEventRow> = audit_events::table
+                .select(AuditEventRow::as_select())
+                .load(&mut c)
+                .expect("load audit");
+            let count = rows.iter().filter(|r| pred(r)).count();
+            if count >= n {
+                return count;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected {n} matching audit events, found {count}"
+            );
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+
+    /// Waits until `n` refusals of `event` with `reason` are audited.
+    pub fn expect_refusals_audited(&self, event: &str, reason: &str, n: usize) {
+        self.wait_for_audit_count(n, |r| {
+            r.event == event && r.outcome == "failure" && r.reason.as_deref() == Some(reason)
+        });
     }
 }

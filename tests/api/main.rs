@@ -7,6 +7,8 @@
     reason = "helpers outside #[test] functions fail the test loudly, as intended"
 )]
 
+mod admin_api;
+mod attacks;
 mod bad_input;
 mod discovery;
 mod enrollment;
@@ -18,3 +20,4 @@ mod management;
 mod ops;
 mod registration;
 mod software_statements;
+mod tokens;

@@ -1,0 +1,605 @@
+//! The attack catalogue: each test sends one forged, replayed or out-of-bounds request to
+//! the token endpoint and checks the exact OAuth error (never a 5xx) and the reason code
+//! the audit log records for it.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reqwest::blocking::Response;
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    ACCESS_TOKEN_TYPE, Agent, AgentKey, OWNER, SKILL, TOKEN_EXCHANGE, TestServer,
+    assert_oauth_error, bare_public_jwk, claims_of, dpop_claims, dpop_proof_with, form, header_of,
+    now,
+};
+
+const SKILL_B: &str = "https://skill-b.example/api";
+
+/// A server with the admin API, skill [`SKILL`] (`read write`) and an agent granted `read`.
+fn setup() -> (TestServer, Agent) {
+    let s = TestServer::with_admin();
+    s.add_skill(SKILL, "read write", 120, false, None);
+    s.add_skill(SKILL_B, "read", 120, false, None);
+    let a = Agent::approved(&s, json!({SKILL: "read"}));
+    (s, a)
+}
+
+/// Asserts the error response and that the refusal was audited with `reason`.
+fn refused(s: &TestServer, resp: Response, status: u16, code: &str, reason: &str) -> Value {
+    let body = assert_oauth_error(resp, status, code);
+    s.expect_refusal_audited("token.issue", reason);
+    body
+}
+
+/// `POST /token` for an agent token with `assertion` and a valid DPoP proof.
+fn with_assertion(s: &TestServer, a: &Agent, assertion: &str) -> Response {
+    s.post_form(
+        "/token",
+        &Agent::form_with_assertion(assertion, &[("grant_type", "client_credentials")]),
+        Some(&a.dpop_proof(&s.url("/token"))),
+    )
+}
+
+/// An assertion of `a` with `claims` changed by `edit`, signed with its key as `k1`.
+fn assertion_with(s: &TestServer, a: &Agent, edit: impl FnOnce(&mut Value)) -> String {
+    let mut claims = a.assertion_claims(s);
+    edit(&mut claims);
+    a.key.sign(json!({"alg": "ES256", "kid": "k1"}), claims)
+}
+
+/// An agent-token request of `a` with a valid assertion and the DPoP proof `proof`.
+fn with_proof(s: &TestServer, a: &Agent, proof: &str) -> Response {
+    a.send(
+        s,
+        "/token",
+        &[("grant_type", "client_credentials")],
+        Some(proof),
+    )
+}
+
+fn b64(v: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(v.to_string())
+}
+
+// ---- Client assertions -----------------------------------------------------------------
+
+#[test]
+fn an_unsigned_alg_none_assertion_is_refused() {
+    let (s, a) = setup();
+    let jwt = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none"})),
+        b64(&a.assertion_claims(&s))
+    );
+    refused(
+        &s,
+        with_assertion(&s, &a, &jwt),
+        401,
+        "invalid_client",
+        "alg_not_allowed",
+    );
+}
+
+#[test]
+fn an_hs256_assertion_keyed_with_the_clients_public_key_is_refused() {
+    use openssl::hash::MessageDigest;
+    use openssl::pkey::PKey;
+    use openssl::sign::Signer;
+
+    let (s, a) = setup();
+    // The algorithm-confusion attack: anyone can compute an HMAC keyed with the client's
+    // *public* JWK, so a verifier that lets the token pick HS256 would accept it.
+    let public = a.key.public_jwk("k1").to_string();
+    let input = format!(
+        "{}.{}",
+        b64(&json!({"alg": "HS256", "typ": "JWT", "kid": "k1"})),
+        b64(&a.assertion_claims(&s))
+    );
+    let key = PKey::hmac(public.as_bytes()).unwrap();
+    let mut signer = Signer::new(MessageDigest::sha256(), &key).unwrap();
+    let mac = signer.sign_oneshot_to_vec(input.as_bytes()).unwrap();
+    let jwt = format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac));
+    refused(
+        &s,
+        with_assertion(&s, &a, &jwt),
+        401,
+        "invalid_client",
+        "alg_not_allowed",
+    );
+}
+
+#[test]
+fn an_assertion_with_an_unknown_kid_is_refused() {
+    let (s, a) = setup();
+    let jwt = a
+        .key
+        .sign(json!({"alg": "ES256", "kid": "k2"}), a.assertion_claims(&s));
+    refused(
+        &s,
+        with_assertion(&s, &a, &jwt),
+        401,
+        "invalid_client",
+        "kid_unknown",
+    );
+}
+
+#[test]
+fn an_assertion_signed_by_another_key_under_the_clients_kid_is_refused() {
+    let (s, a) = setup();
+    let jwt =
+        AgentKey::generate().sign(json!({"alg": "ES256", "kid": "k1"}), a.assertion_claims(&s));
+    refused(
+        &s,
+        with_assertion(&s, &a, &jwt),
+        401,
+        "invalid_client",
+        "signature_invalid",
+    );
+}
+
+#[test]
+fn assertion_headers_that_carry_or_point_to_keys_are_refused() {
+    let (s, a) = setup();
+    // An attacker's key, offered in every way a JWS header can offer one.
+    let attacker = AgentKey::generate();
+    let cases = [
+        ("jku", json!("https://attacker.example/jwks.json")),
+        ("x5u", json!("https://attacker.example/cert.pem")),
+        ("x5c", json!(["MIIBszCCAVmgAwIBAgIUY2VydGlmaWNhdGU="])),
+        ("jwk", attacker.public_jwk("k1")),
+    ];
+    for (i, (member, value)) in cases.into_iter().enumerate() {
+        let mut header = json!({"alg": "ES256", "kid": "k1"});
+        header[member] = value;
+        let jwt = attacker.sign(header, a.assertion_claims(&s));
+        let r = with_assertion(&s, &a, &jwt);
+        assert_oauth_error(r, 401, "invalid_client");
+        s.expect_refusals_audited("token.issue", "header_key_not_allowed", i + 1);
+    }
+}
+
+#[test]
+fn an_expired_assertion_is_refused() {
+    let (s, a) = setup();
+    // Well beyond the default 60 s clock skew.
+    let jwt = assertion_with(&s, &a, |c| {
+        c["iat"] = json!(now() - 400);
+        c["exp"] = json!(now() - 300);
+    });
+    refused(
+        &s,
+        with_assertion(&s, &a, &jwt),
+        401,
+        "invalid_client",
+        "token_expired",
+    );
+}
+
+#[test]
+fn an_assertion_not_valid_yet_is_refused() {
+    let (s, a) = setup();
+    let jwt = assertion_with(&s, &a, |c| {
+        c["nbf"] = json!(now() + 300);
+        c["exp"] = json!(now() + 400);
+    });
+    refused(
+        &s,
+        with_assertion(&s, &a, &jwt),
+        401,
+        "invalid_client",
+        "token_not_yet_valid",
+    );
+}
+
+#[test]
+fn an_assertion_issued_too_long_ago_is_refused() {
+    let (s, a) = setup();
+    // Older than assertion_max_lifetime_secs (600) plus skew (60), though not expired.
+    let jwt = assertion_with(&s, &a, |c| c["iat"] = json!(now() - 700));
+    refused(
+        &s,
+        with_assertion(&s, &a, &jwt),
+        401,
+        "invalid_client",
+        "iat_too_old",
+    );
+}
+
+#[test]
+fn an_assertion_expiring_too_far_ahead_is_refused() {
+    let (s, a) = setup();
+    let jwt = assertion_with(&s, &a, |c| c["exp"] = json!(now() + 3600));
+    refused(
+        &s,
+        with_assertion(&s, &a, &jwt),
+        401,
+        "invalid_client",
+        "assertion_lifetime_too_long",
+    );
+}
+
+#[test]
+fn an_assertion_with_a_wrong_issuer_is_refused() {
+    let (s, a) = setup();
+    let other = Agent::approved(&s, json!({}));
+    let jwt = assertion_with(&s, &a, |c| c["iss"] = json!(other.client_id));
+    refused(
+        &s,
+        with_assertion(&s, &a, &jwt),
+        401,
+        "invalid_client",
+        "iss_mismatch",
+    );
+}
+
+#[test]
+fn an_assertion_for_another_audience_is_refused() {
+    let (s, a) = setup();
+    let jwt = assertion_with(&s, &a, |c| {
+        c["aud"] = json!("https://other-as.example/token");
+    });
+    refused(
+        &s,
+        with_assertion(&s, &a, &jwt),
+        401,
+        "invalid_client",
+        "aud_mismatch",
+    );
+}
+
+#[test]
+fn an_assertion_without_jti_is_refused() {
+    let (s, a) = setup();
+    let jwt = assertion_with(&s, &a, |c| {
+        c.as_object_mut().unwrap().remove("jti");
+    });
+    refused(
+        &s,
+        with_assertion(&s, &a, &jwt),
+        401,
+        "invalid_client",
+        "jti_missing",
+    );
+}
+
+#[test]
+fn a_replayed_client_assertion_is_refused() {
+    let (s, a) = setup();
+    // Audience: the token endpoint URL this time (the issuer is the other accepted one).
+    let jwt = assertion_with(&s, &a, |c| c["aud"] = json!(s.url("/token")));
+    let first = with_assertion(&s, &a, &jwt);
+    assert_eq!(first.status(), 200, "{:?}", first.text());
+    refused(
+        &s,
+        with_assertion(&s, &a, &jwt),
+        401,
+        "invalid_client",
+        "jti_replayed",
+    );
+}
+
+#[test]
+fn another_agents_assertion_does_not_authenticate_as_this_agent() {
+    let (s, a) = setup();
+    let mallory = Agent::approved(&s, json!({}));
+    // Mallory signs an assertion claiming to be `a` with her own (registered) key.
+    let jwt = mallory
+        .key
+        .sign(json!({"alg": "ES256", "kid": "k1"}), a.assertion_claims(&s));
+    refused(
+        &s,
+        with_assertion(&s, &a, &jwt),
+        401,
+        "invalid_client",
+        "signature_invalid",
+    );
+}
+
+// ---- DPoP proofs -------------------------------------------------------------------------
+
+#[test]
+fn a_replayed_dpop_proof_is_refused() {
+    let (s, a) = setup();
+    let proof = a.dpop_proof(&s.url("/token"));
+    let first = with_proof(&s, &a, &proof);
+    assert_eq!(first.status(), 200, "{:?}", first.text());
+    refused(
+        &s,
+        with_proof(&s, &a, &proof),
+        400,
+        "invalid_dpop_proof",
+        "dpop_jti_replayed",
+    );
+}
+
+#[test]
+fn a_dpop_proof_for_another_method_is_refused() {
+    let (s, a) = setup();
+    let proof = dpop_proof_with(&a.dpop_key, dpop_claims("GET", &s.url("/token")));
+    refused(
+        &s,
+        with_proof(&s, &a, &proof),
+        400,
+        "invalid_dpop_proof",
+        "dpop_htm_mismatch",
+    );
+}
+
+#[test]
+fn a_dpop_proof_for_another_url_is_refused() {
+    let (s, a) = setup();
+    let proof = dpop_proof_with(&a.dpop_key, dpop_claims("POST", &s.url("/introspect")));
+    refused(
+        &s,
+        with_proof(&s, &a, &proof),
+        400,
+        "invalid_dpop_proof",
+        "dpop_htu_mismatch",
+    );
+}
+
+#[test]
+fn a_dpop_proof_carrying_a_private_key_is_refused() {
+    let (s, a) = setup();
+    let proof = a.dpop_key.sign(
+        json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": a.dpop_key.private_jwk()}),
+        dpop_claims("POST", &s.url("/token")),
+    );
+    refused(
+        &s,
+        with_proof(&s, &a, &proof),
+        400,
+        "invalid_dpop_proof",
+        "dpop_jwk_private",
+    );
+}
+
+#[test]
+fn a_dpop_proof_not_signed_by_its_jwk_is_refused() {
+    let (s, a) = setup();
+    // Claims a.dpop_key (to get its thumbprint) but is signed by another key.
+    let thief = AgentKey::generate();
+    let proof = thief.sign(
+        json!({"typ": "dpop+jwt", "alg": "ES256",
+               "jwk": bare_public_jwk(&a.dpop_key)}),
+        dpop_claims("POST", &s.url("/token")),
+    );
+    refused(
+        &s,
+        with_proof(&s, &a, &proof),
+        400,
+        "invalid_dpop_proof",
+        "dpop_signature_invalid",
+    );
+}
+
+#[test]
+fn an_exchange_proved_with_a_key_other_than_the_subject_tokens_is_refused() {
+    let (s, mut a) = setup();
+    let subject = a.agent_token(&s);
+    // A thief who stole the token (and even the client's assertion key) but not its DPoP
+    // key.
+    a.dpop_key = AgentKey::generate();
+    refused(
+        &s,
+        a.exchange(&s, &subject, SKILL),
+        400,
+        "invalid_dpop_proof",
+        "dpop_key_mismatch",
+    );
+}
+
+// ---- Token exchange ----------------------------------------------------------------------
+
+#[test]
+fn exchanging_another_agents_token_is_refused() {
+    let (s, victim) = setup();
+    let token = victim.agent_token(&s);
+    let mallory = Agent::approved(&s, json!({SKILL: "read"}));
+    refused(
+        &s,
+        mallory.exchange(&s, &token, SKILL),
+        400,
+        "invalid_grant",
+        "exchange_not_holder",
+    );
+}
+
+#[test]
+fn a_skill_client_cannot_exchange_a_token_issued_to_another_skill() {
+    let s = TestServer::with_admin();
+    let skill_a = Agent::register(&s);
+    skill_a.approve(&s, "github:7", json!({}));
+    let skill_b = Agent::register(&s);
+    skill_b.approve(&s, "github:8", json!({}));
+    s.add_skill(SKILL, "read", 120, false, Some(&skill_a.client_id));
+    s.add_skill(SKILL_B, "read", 120, false, Some(&skill_b.client_id));
+    let agent = Agent::approved(&s, json!({SKILL: "read", SKILL_B: "read"}));
+    let for_a = agent.skill_token(&s, SKILL);
+    // Skill B intercepted a token meant for skill A and tries to launder it.
+    refused(
+        &s,
+        skill_b.exchange(&s, &for_a, SKILL_B),
+        400,
+        "invalid_grant",
+        "exchange_not_holder",
+    );
+    // The rightful skill can.
+    assert!(!skill_a.exchange_ok(&s, &for_a, SKILL_B).is_empty());
+}
+
+#[test]
+fn scope_escalation_is_refused() {
+    let (s, a) = setup();
+    let r = a.token(
+        &s,
+        &[
+            ("grant_type", "client_credentials"),
+            ("resource", SKILL),
+            ("scope", "read write"),
+        ],
+    );
+    refused(&s, r, 400, "invalid_scope", "scope_exceeds_grant");
+
+    // Through an exchange: a `read` token cannot become a `write` one even when the
+    // grant would allow it.
+    a.approve(&s, OWNER, json!({SKILL: "read write"}));
+    let read_only = a.token_ok(
+        &s,
+        &[
+            ("grant_type", "client_credentials"),
+            ("resource", SKILL),
+            ("scope", "read"),
+        ],
+    );
+    let r = a.token(
+        &s,
+        &[
+            ("grant_type", TOKEN_EXCHANGE),
+            ("subject_token", read_only["access_token"].as_str().unwrap()),
+            ("subject_token_type", ACCESS_TOKEN_TYPE),
+            ("resource", SKILL),
+            ("scope", "write"),
+        ],
+    );
+    assert_oauth_error(r, 400, "invalid_scope");
+    s.expect_refusals_audited("token.issue", "scope_exceeds_grant", 2);
+}
+
+#[test]
+fn an_audience_not_granted_is_refused() {
+    let (s, a) = setup();
+    let r = a.token(
+        &s,
+        &[("grant_type", "client_credentials"), ("resource", SKILL_B)],
+    );
+    refused(&s, r, 400, "invalid_target", "grant_missing");
+    // Nor through an exchange.
+    let subject = a.agent_token(&s);
+    assert_oauth_error(a.exchange(&s, &subject, SKILL_B), 400, "invalid_target");
+    s.expect_refusals_audited("token.issue", "grant_missing", 2);
+}
+
+#[test]
+fn exchanging_a_revoked_token_is_refused() {
+    let (s, a) = setup();
+    let subject = a.agent_token(&s);
+    a.revoke(&s, &subject);
+    refused(
+        &s,
+        a.exchange(&s, &subject, SKILL),
+        400,
+        "invalid_grant",
+        "token_revoked",
+    );
+}
+
+#[test]
+fn a_tampered_subject_token_is_refused() {
+    let (s, a) = setup();
+    let subject = a.skill_token(&s, SKILL);
+    let mut claims = claims_of(&subject);
+    claims["scope"] = json!("read write admin");
+    let parts: Vec<&str> = subject.split('.').collect();
+    let forged = format!("{}.{}.{}", parts[0], b64(&claims), parts[2]);
+    refused(
+        &s,
+        a.exchange(&s, &forged, SKILL),
+        400,
+        "invalid_grant",
+        "signature_invalid",
+    );
+}
+
+#[test]
+fn a_subject_token_signed_by_an_unpublished_key_is_refused() {
+    // The real scenario: a token signed by a signing key that was rotated out, retired and
+    // then removed from /jwks.json. Reproducing it end to end would take
+    // keys.max_token_lifetime_secs (the retired key stays published until every token it
+    // signed has expired, at least 300 s here), far too slow for a test. What the server
+    // sees is the same as for a forgery: an at+jwt whose `kid` it no longer publishes, so
+    // that is what this test presents.
+    let (s, a) = setup();
+    let genuine = a.agent_token(&s);
+    let header = header_of(&genuine);
+    let removed = AgentKey::generate();
+    let forged = removed.sign(
+        json!({"alg": "ES256", "typ": "at+jwt", "kid": format!("{}-retired", header["kid"].as_str().unwrap())}),
+        claims_of(&genuine),
+    );
+    refused(
+        &s,
+        a.exchange(&s, &forged, SKILL),
+        400,
+        "invalid_grant",
+        "kid_unknown",
+    );
+    // Reusing the published kid does not help: the signature is checked with the real key.
+    let forged = removed.sign(header, claims_of(&genuine));
+    refused(
+        &s,
+        a.exchange(&s, &forged, SKILL),
+        400,
+        "invalid_grant",
+        "signature_invalid",
+    );
+}
+
+// ---- Agent state -------------------------------------------------------------------------
+
+#[test]
+fn a_suspended_agent_gets_no_token() {
+    let (s, a) = setup();
+    let subject = a.agent_token(&s);
+    s.admin_ok(
+        "POST",
+        &format!("/admin/agents/{}/suspend", a.client_id),
+        None,
+    );
+    let r = a.token(
+        &s,
+        &[("grant_type", "client_credentials"), ("resource", SKILL)],
+    );
+    refused(&s, r, 400, "unauthorized_client", "agent_suspended");
+    // Nor may it exchange a token it got before the suspension.
+    let r = a.exchange(&s, &subject, SKILL);
+    assert_oauth_error(r, 400, "unauthorized_client");
+    s.expect_refusals_audited("token.issue", "agent_suspended", 2);
+}
+
+#[test]
+fn a_pending_agent_gets_no_token() {
+    let (s, _) = setup();
+    let pending = Agent::register(&s);
+    let r = pending.token(
+        &s,
+        &[("grant_type", "client_credentials"), ("resource", SKILL)],
+    );
+    refused(&s, r, 400, "unauthorized_client", "agent_pending");
+}
+
+#[test]
+fn a_client_secret_guess_for_a_private_key_jwt_client_is_refused() {
+    let (s, a) = setup();
+    let r = s.post_form(
+        "/token",
+        &form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &a.client_id),
+            ("client_secret", "guess"),
+        ]),
+        None,
+    );
+    refused(&s, r, 401, "invalid_client", "auth_method_mismatch");
+    // And no authentication at all is not "public client" access.
+    let r = s.post_form(
+        "/token",
+        &form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &a.client_id),
+        ]),
+        None,
+    );
+    assert_oauth_error(r, 401, "invalid_client");
+    s.expect_refusals_audited("token.issue", "auth_method_mismatch", 2);
+}
