@@ -807,7 +807,10 @@ impl RawConfig {
         let admin_listen = match &self.admin.listen {
             None => None,
             Some(l) => Some(l.parse::<SocketAddr>().map_err(|_| {
-                ConfigError::new("admin.listen", format!("`{l}` is not an address like 127.0.0.1:8081"))
+                ConfigError::new(
+                    "admin.listen",
+                    format!("`{l}` is not an address like 127.0.0.1:8081"),
+                )
             })?),
         };
         let writers = match database_url.backend() {

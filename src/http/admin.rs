@@ -26,8 +26,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), OAuthError> {
-    let not_found =
-        || OAuthError::new(ErrorKind::NotFound, "no such endpoint", "admin_api_disabled");
+    let not_found = || {
+        OAuthError::new(
+            ErrorKind::NotFound,
+            "no such endpoint",
+            "admin_api_disabled",
+        )
+    };
     let Some(expected) = &state.config.admin_token else {
         return Err(not_found());
     };

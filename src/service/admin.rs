@@ -100,6 +100,13 @@ pub async fn put_skill(
 async fn put_skill_inner(state: &AppState, input: SkillInput) -> Result<SkillRow, OAuthError> {
     let aud = url::Url::parse(&input.audience)
         .map_err(|_| bad("audience must be an absolute URI", "audience_invalid"))?;
+    // A skill named like Patron itself would receive every agent token as its audience.
+    if input.audience.trim_end_matches('/') == state.issuer {
+        return Err(bad(
+            "a skill's audience cannot be the issuer",
+            "audience_is_issuer",
+        ));
+    }
     if aud.fragment().is_some() || input.audience.len() > 500 {
         return Err(bad(
             "audience must not have a fragment and must be at most 500 characters",

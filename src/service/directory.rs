@@ -54,11 +54,14 @@ struct Cached<T> {
     loaded: f64,
 }
 
+/// All skills by audience.
+type SkillMap = HashMap<String, Arc<SkillRow>>;
+
 /// The caches.
 #[derive(Default)]
 pub struct Directory {
     clients: RwLock<HashMap<String, Cached<ClientRecord>>>,
-    skills: RwLock<Option<Cached<HashMap<String, Arc<SkillRow>>>>>,
+    skills: RwLock<Option<Cached<SkillMap>>>,
 }
 
 fn load_client(

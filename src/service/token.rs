@@ -227,7 +227,12 @@ fn claimed_client_id(headers: &RequestHeaders, creds: &BodyCredentials) -> Optio
         .and_then(basic_credentials)
         .map(|(id, _)| id)
         .or_else(|| creds.client_id.clone())
-        .or_else(|| creds.client_assertion.as_deref().and_then(client_assertion::unverified_client_id))
+        .or_else(|| {
+            creds
+                .client_assertion
+                .as_deref()
+                .and_then(client_assertion::unverified_client_id)
+        })
         .filter(|id| id.len() <= 200)
 }
 

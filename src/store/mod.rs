@@ -190,6 +190,18 @@ impl Writer {
     }
 }
 
+/// On SQLite, takes the write lock as the batch's first statement. A deferred transaction
+/// that reads first and writes later cannot wait for the lock (SQLite refuses to upgrade a
+/// stale read in WAL mode and answers SQLITE_BUSY at once), so a job that reads before it
+/// writes would fail whenever the audit writer commits in between. A statement that writes
+/// nothing still takes the lock, and as the first statement it honours `busy_timeout`.
+fn take_write_lock(conn: &mut DbConnection) -> Result<(), diesel::result::Error> {
+    if let DbConnection::Sqlite(c) = conn {
+        diesel::sql_query("DELETE FROM revoked_tokens WHERE 0").execute(c)?;
+    }
+    Ok(())
+}
+
 /// Takes the next batch: blocks for one job, then drains what is queued.
 fn next_batch(rx: &Mutex<mpsc::Receiver<Job>>) -> Option<Vec<Job>> {
     let rx = rx.lock().ok()?;
@@ -225,6 +237,7 @@ fn writer_loop(
         }
         let mut completions = Vec::with_capacity(jobs.len());
         let committed = conn.transaction::<(), diesel::result::Error, _>(|c| {
+            take_write_lock(c)?;
             for job in jobs.drain(..) {
                 completions.push(job(c));
             }

@@ -13,35 +13,106 @@ fn skill() -> serde_json::Value {
 #[test]
 fn the_admin_api_is_absent_without_a_configured_token() {
     let s = TestServer::spawn();
-    let r = s.http.post(s.url("/admin/skills")).bearer_auth(TOKEN).json(&skill()).send().unwrap();
+    let r = s
+        .http
+        .post(s.url("/admin/skills"))
+        .bearer_auth(TOKEN)
+        .json(&skill())
+        .send()
+        .unwrap();
     assert_oauth_error(r, 404, "invalid_request");
 }
 
 #[test]
 fn a_missing_or_wrong_admin_token_is_refused_and_audited() {
-    let s = TestServer::builder().env("PATRON_ADMIN_TOKEN", TOKEN).start();
-    let r = s.http.post(s.url("/admin/skills")).json(&skill()).send().unwrap();
+    let s = TestServer::builder()
+        .env("PATRON_ADMIN_TOKEN", TOKEN)
+        .start();
+    let r = s
+        .http
+        .post(s.url("/admin/skills"))
+        .json(&skill())
+        .send()
+        .unwrap();
     assert_oauth_error(r, 401, "invalid_token");
-    let r = s.http.post(s.url("/admin/skills")).bearer_auth("x".repeat(38)).json(&skill()).send().unwrap();
+    let r = s
+        .http
+        .post(s.url("/admin/skills"))
+        .bearer_auth("x".repeat(38))
+        .json(&skill())
+        .send()
+        .unwrap();
     assert_oauth_error(r, 401, "invalid_token");
     s.expect_refusal_audited("admin.auth", "admin_token_invalid");
-    let r = s.http.post(s.url("/admin/skills")).bearer_auth(TOKEN).json(&skill()).send().unwrap();
+    let r = s
+        .http
+        .post(s.url("/admin/skills"))
+        .bearer_auth(TOKEN)
+        .json(&skill())
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 201);
 }
 
 #[test]
 fn bad_admin_input_is_refused_with_a_reason() {
-    let s = TestServer::builder().env("PATRON_ADMIN_TOKEN", TOKEN).start();
+    let s = TestServer::builder()
+        .env("PATRON_ADMIN_TOKEN", TOKEN)
+        .start();
     let post = |path: &str, body: serde_json::Value| {
-        s.http.post(s.url(path)).bearer_auth(TOKEN).json(&body).send().unwrap()
+        s.http
+            .post(s.url(path))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .unwrap()
     };
-    assert_oauth_error(post("/admin/skills", json!({"audience": "not a uri", "name": "x", "scopes": "a"})), 400, "invalid_request");
-    assert_oauth_error(post("/admin/skills", json!({"audience": "https://a.example", "name": "x", "scopes": "a", "ttl_secs": 999_999})), 400, "invalid_request");
-    assert_oauth_error(post("/admin/skills", json!({"audience": "https://a.example", "name": "x", "scopes": "a", "bogus": 1})), 400, "invalid_request");
-    assert_oauth_error(post("/admin/agents/agt_missing/approve", json!({"owner": "github:1"})), 404, "invalid_request");
-    assert_oauth_error(post("/admin/agents/agt_missing/approve", json!({"owner": "mallory"})), 400, "invalid_request");
+    assert_oauth_error(
+        post(
+            "/admin/skills",
+            json!({"audience": "not a uri", "name": "x", "scopes": "a"}),
+        ),
+        400,
+        "invalid_request",
+    );
+    assert_oauth_error(
+        post(
+            "/admin/skills",
+            json!({"audience": "https://a.example", "name": "x", "scopes": "a", "ttl_secs": 999_999}),
+        ),
+        400,
+        "invalid_request",
+    );
+    assert_oauth_error(
+        post(
+            "/admin/skills",
+            json!({"audience": "https://a.example", "name": "x", "scopes": "a", "bogus": 1}),
+        ),
+        400,
+        "invalid_request",
+    );
+    assert_oauth_error(
+        post(
+            "/admin/agents/agt_missing/approve",
+            json!({"owner": "github:1"}),
+        ),
+        404,
+        "invalid_request",
+    );
+    assert_oauth_error(
+        post(
+            "/admin/agents/agt_missing/approve",
+            json!({"owner": "mallory"}),
+        ),
+        400,
+        "invalid_request",
+    );
     s.expect_refusal_audited("agent.approve", "owner_id_invalid");
-    assert_oauth_error(post("/admin/owners/github:999/revoke-all", json!({})), 404, "invalid_request");
+    assert_oauth_error(
+        post("/admin/owners/github:999/revoke-all", json!({})),
+        404,
+        "invalid_request",
+    );
 }
 
 #[test]
@@ -57,8 +128,20 @@ fn with_its_own_listener_the_admin_api_answers_only_there() {
         .and_then(|r| r.strip_suffix(')'))
         .unwrap_or_else(|| panic!("no admin address in: {}", s.startup_line))
         .to_owned();
-    let r = s.http.post(s.url("/admin/skills")).bearer_auth(TOKEN).json(&skill()).send().unwrap();
+    let r = s
+        .http
+        .post(s.url("/admin/skills"))
+        .bearer_auth(TOKEN)
+        .json(&skill())
+        .send()
+        .unwrap();
     assert_oauth_error(r, 404, "invalid_request");
-    let r = s.http.post(format!("{admin}/admin/skills")).bearer_auth(TOKEN).json(&skill()).send().unwrap();
+    let r = s
+        .http
+        .post(format!("{admin}/admin/skills"))
+        .bearer_auth(TOKEN)
+        .json(&skill())
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 201);
 }

@@ -52,9 +52,14 @@ fn metadata_lists_the_implemented_endpoints_the_validation_profile_and_nothing_m
     assert!(grants.contains(&serde_json::json!(
         "urn:ietf:params:oauth:grant-type:token-exchange"
     )));
-    let methods = m["token_endpoint_auth_methods_supported"].as_array().unwrap();
+    let methods = m["token_endpoint_auth_methods_supported"]
+        .as_array()
+        .unwrap();
     assert!(methods.contains(&serde_json::json!("private_key_jwt")));
-    assert!(!methods.contains(&serde_json::json!("none")), "no public-client grant yet");
+    assert!(
+        !methods.contains(&serde_json::json!("none")),
+        "no public-client grant yet"
+    );
     for absent in [
         "authorization_endpoint",
         "response_types_supported",

@@ -506,8 +506,8 @@ impl TestServer {
     ) -> reqwest::blocking::Response {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("HTTP method");
         let mut req = self.http.request(method, self.url(path)).bearer_auth(ADMIN);
-        if let Some(b) = body {
-            req = req.json(&b);
+        if let Some(b) = &body {
+            req = req.json(b);
         }
         req.send().expect("admin request")
     }
@@ -609,7 +609,11 @@ impl Agent {
     /// Registers an agent with [`agent_metadata`]; it stays pending until approved.
     pub fn register(s: &TestServer) -> Self {
         let key = AgentKey::generate();
-        let registration = s.register_ok(&agent_metadata(&key));
+        let metadata = agent_metadata(&key);
+        let r = s.register(&metadata);
+        let status = r.status();
+        let registration: Value = r.json().expect("registration JSON");
+        assert_eq!(status, 201, "registration failed: {registration}");
         Self {
             key,
             dpop_key: AgentKey::generate(),

@@ -28,11 +28,14 @@ fn access_token(r: &Value) -> String {
 /// Registers a client that authenticates with a secret (`method`) and approves it for
 /// [`OWNER`] with `grants`; returns `(client_id, client_secret)`.
 fn secret_client(s: &TestServer, method: &str, grants: Value) -> (String, String) {
-    let r = s.register_ok(&json!({
+    let metadata = json!({
         "grant_types": ["client_credentials"],
         "response_types": [],
         "token_endpoint_auth_method": method,
-    }));
+    });
+    let r = s.register(&metadata);
+    assert_eq!(r.status(), 201);
+    let r: Value = r.json().unwrap();
     let id = r["client_id"].as_str().unwrap().to_owned();
     let secret = r["client_secret"].as_str().unwrap().to_owned();
     s.admin_ok(
