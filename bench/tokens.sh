@@ -222,7 +222,7 @@ secret_skill_token() {
     --data "grant_type=client_credentials&resource=$RESOURCE_ENC" | jq -er .access_token
 }
 
-SUMMARY=()   # rows: scenario conns rps p50 p99 non200 sockerr fixtures gen_secs other_cpu heavy_procs
+SUMMARY=()   # rows: scenario conns rps p50 p99 non200 sockerr fixtures gen_secs srv_cpu other_cpu heavy_procs
 
 # run_scenario NAME CONNS PATH BODY AUTH FIXTURES
 run_scenario() {
@@ -243,11 +243,13 @@ run_scenario() {
   cat "$out"
   wrk_cpu="$(awk -v hz="$CLK_TCK" '{printf "%d", ($1 + $2) * hz}' "$out.cpu")"
   rm -f "$out.cpu"
-  local other_cpu
+  local other_cpu srv_cpu
+  srv_cpu="$(awk -v s="$((s1 - s0))" -v t="$((t1 - t0))" -v n="$NCPU" \
+    'BEGIN {printf "%.0f%%", (t > 0 ? 100 * n * s / t : 0)}')"
   other_cpu="$(awk -v b="$((b1 - b0))" -v t="$((t1 - t0))" -v s="$((s1 - s0))" -v w="$wrk_cpu" -v n="$NCPU" \
     'BEGIN {o = (t > 0 ? 100 * n * (b - s - w) / t : 0); if (o < 0) o = 0; printf "%.0f%%", o}')"
   local others=$(( load_before > load_after ? load_before : load_after ))
-  echo "other CPU during the run: ${other_cpu} of one core (neither server nor wrk); compiler processes seen: $others"
+  echo "server CPU: ${srv_cpu} of its core; other CPU during the run: ${other_cpu} of one core (neither server nor wrk); compiler processes seen: $others"
   local fx="-" gen="-"
   if [[ -n "$fixtures" ]]; then
     fx="$(wrk_field "$out" used)/$(wc -l <"$fixtures")/$(wrk_field "$out" exhausted)"
@@ -255,7 +257,7 @@ run_scenario() {
     rm -f "$fixtures"
   fi
   SUMMARY+=("$name $conns $(wrk_field "$out" rps) $(wrk_field "$out" p50) $(wrk_field "$out" p99) \
-$(wrk_field "$out" non200) $(wrk_field "$out" sockerr) $fx $gen $other_cpu $others")
+$(wrk_field "$out" non200) $(wrk_field "$out" sockerr) $fx $gen $srv_cpu $other_cpu $others")
 }
 
 # ---------------------------------------------------------------- machine facts
@@ -273,6 +275,9 @@ $(wrk_field "$out" non200) $(wrk_field "$out" sockerr) $fx $gen $other_cpu $othe
   echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min); other heavy processes: $(other_load)"
   echo "raw output: $OUT"
 } | tee "$OUT/machine-tokens.txt"
+if (( $(other_load) > 0 )); then
+  echo "bench: WARNING: compiler processes are running (cargo/rustc/...): the figures will not be clean" >&2
+fi
 
 # ---------------------------------------------------------------- setup
 SERVER_DIR="$(mktemp -d -t patron-bench-srv.XXXXXX)"
@@ -368,11 +373,11 @@ EXCHANGE_BOUND="$(bound 3)"
 {
   echo
   echo "=== summary (${DUR}s per run; SQLite; server: 1 worker on CPU 0; wrk -t1 on CPU 1)"
-  printf '%-10s %5s %10s %9s %9s %8s %7s %24s %6s %7s %6s\n' \
-    scenario conns req/s p50 p99 non-200 sockerr fixtures-used/made gen oth-cpu heavy
+  printf '%-10s %5s %10s %9s %9s %8s %7s %24s %6s %7s %7s %6s\n' \
+    scenario conns req/s p50 p99 non-200 sockerr fixtures-used/made gen srv-cpu oth-cpu heavy
   for row in "${SUMMARY[@]}"; do
     # shellcheck disable=SC2086
-    printf '%-10s %5s %10s %9s %9s %8s %7s %24s %6s %7s %6s\n' $row
+    printf '%-10s %5s %10s %9s %9s %8s %7s %24s %6s %7s %7s %6s\n' $row
   done
   echo
   echo "grant:      client_credentials, private_key_jwt + DPoP proof + resource (one fixture line per request)"
@@ -381,6 +386,7 @@ EXCHANGE_BOUND="$(bound 3)"
   echo "introspect: POST /introspect of a skill token, client_secret_basic"
   echo "non-200: counted by token.lua. fixtures: lines used / generated / ok or EXHAUSTED."
   echo "gen: time to generate that run's fixtures (before the run, while the server is idle)."
+  echo "srv-cpu: the server's CPU time (all its threads) in % of its one core; near 100% = CPU-bound."
   echo "oth-cpu: CPU used during the run by anything but the server and wrk, in % of one core (interference)."
   echo "heavy: compiler/linker processes (cargo, rustc, ld, ...) seen just before or after the run."
   echo "memory: $MEMORY"

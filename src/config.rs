@@ -65,6 +65,7 @@ struct RawConfig {
     console: RawConsole,
     tokens: RawTokens,
     admin: RawAdmin,
+    mail: RawMail,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -159,6 +160,36 @@ struct RawAudit {
 #[serde(deny_unknown_fields)]
 struct RawConsole {
     development_login: bool,
+    session_idle_secs: u64,
+    session_max_secs: u64,
+    admins: Vec<String>,
+    providers: Vec<RawProvider>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    kind: String,
+    name: Option<String>,
+    issuer: Option<String>,
+    client_id: String,
+    client_secret: String,
+    authorize_url: Option<String>,
+    token_url: Option<String>,
+    api_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMail {
+    transport: String,
+    from: String,
+    dir: Option<PathBuf>,
+    smtp_host: Option<String>,
+    smtp_port: Option<u16>,
+    smtp_tls: String,
+    smtp_username: Option<String>,
+    smtp_password: Option<String>,
 }
 
 impl Default for RawConfig {
@@ -211,6 +242,20 @@ impl Default for RawConfig {
             },
             console: RawConsole {
                 development_login: false,
+                session_idle_secs: 1800,
+                session_max_secs: 12 * 3600,
+                admins: Vec::new(),
+                providers: Vec::new(),
+            },
+            mail: RawMail {
+                transport: "files".into(),
+                from: "Patron <patron@localhost>".into(),
+                dir: None,
+                smtp_host: None,
+                smtp_port: None,
+                smtp_tls: "starttls".into(),
+                smtp_username: None,
+                smtp_password: None,
             },
             tokens: RawTokens {
                 agent_ttl_secs: 300,
@@ -428,6 +473,91 @@ pub struct TokensConfig {
     pub assertion_max_lifetime_secs: i64,
 }
 
+/// Which kind of upstream identity provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// Any OpenID Connect provider, by issuer (owner ids `oidc:<issuer>#<sub>`).
+    Oidc,
+    /// Google (OpenID Connect; owner ids `google:<sub>`).
+    Google,
+    /// GitHub (OAuth 2.0 + REST API; owner ids `github:<numeric id>`).
+    Github,
+}
+
+/// An upstream login provider.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    /// Kind.
+    pub kind: ProviderKind,
+    /// URL-safe name used in paths (`/console/login/<name>`).
+    pub name: String,
+    /// OpenID issuer (OIDC and Google).
+    pub issuer: Option<String>,
+    /// OAuth client id at the provider.
+    pub client_id: String,
+    /// OAuth client secret at the provider.
+    pub client_secret: SecretString,
+    /// GitHub authorize URL (default `https://github.com/login/oauth/authorize`).
+    pub authorize_url: String,
+    /// GitHub token URL (default `https://github.com/login/oauth/access_token`).
+    pub token_url: String,
+    /// GitHub API base URL (default `https://api.github.com`).
+    pub api_url: String,
+}
+
+/// Console settings.
+#[derive(Debug, Clone)]
+pub struct ConsoleConfig {
+    /// Development login (type a name): development mode on loopback only.
+    pub development_login: bool,
+    /// Idle session timeout.
+    pub session_idle_secs: i64,
+    /// Absolute session lifetime.
+    pub session_max_secs: i64,
+    /// Owner ids with admin rights.
+    pub admins: Vec<String>,
+    /// Upstream login providers.
+    pub providers: Vec<ProviderConfig>,
+}
+
+/// How TLS is used towards the SMTP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (required).
+    Starttls,
+    /// TLS from the first byte (SMTPS, port 465).
+    Tls,
+    /// No TLS: only for a relay on this host (tests, a local MTA).
+    None,
+}
+
+/// Where e-mail goes.
+#[derive(Debug, Clone)]
+pub enum MailTransport {
+    /// Written as `.eml` files into a directory (development).
+    Files(PathBuf),
+    /// Sent through an SMTP server.
+    Smtp {
+        /// Host.
+        host: String,
+        /// Port.
+        port: u16,
+        /// TLS mode.
+        tls: SmtpTls,
+        /// Credentials, if the server wants them.
+        credentials: Option<(String, SecretString)>,
+    },
+}
+
+/// E-mail settings.
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    /// Transport.
+    pub transport: MailTransport,
+    /// `From` header.
+    pub from: String,
+}
+
 /// A secret configuration value, redacted in `Debug`.
 #[derive(Clone)]
 pub struct SecretString(String);
@@ -476,6 +606,10 @@ pub struct Config {
     pub audit: AuditConfig,
     /// Whether the development login is enabled.
     pub development_login: bool,
+    /// Console.
+    pub console: ConsoleConfig,
+    /// E-mail.
+    pub mail: MailConfig,
     /// Token issuance.
     pub tokens: TokensConfig,
     /// Bearer token of the admin API; the API is disabled without one.
@@ -804,6 +938,141 @@ impl RawConfig {
             }
             Some(t) => Some(SecretString(t.clone())),
         };
+        if self.console.development_login && !listen.ip().is_loopback() {
+            return Err(ConfigError::new(
+                "console.development_login",
+                "the development login is only available on a loopback listen address",
+            ));
+        }
+        let mut providers = Vec::new();
+        for (i, p) in self.console.providers.iter().enumerate() {
+            let setting = format!("console.providers[{i}]");
+            let kind = match p.kind.as_str() {
+                "oidc" => ProviderKind::Oidc,
+                "google" => ProviderKind::Google,
+                "github" => ProviderKind::Github,
+                other => {
+                    return Err(ConfigError::new(
+                        &setting,
+                        format!("kind `{other}` is not one of oidc, google, github"),
+                    ));
+                }
+            };
+            let issuer = match (kind, &p.issuer) {
+                (ProviderKind::Google, None) => Some("https://accounts.google.com".to_owned()),
+                (ProviderKind::Oidc, None) => {
+                    return Err(ConfigError::new(
+                        &setting,
+                        "an oidc provider needs `issuer`",
+                    ));
+                }
+                (_, i) => i.clone(),
+            };
+            let name = p.name.clone().unwrap_or_else(|| p.kind.clone());
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                || providers.iter().any(|q: &ProviderConfig| q.name == name)
+            {
+                return Err(ConfigError::new(
+                    &setting,
+                    "name must be unique and use only letters, digits, - and _",
+                ));
+            }
+            if p.client_id.is_empty() || p.client_secret.is_empty() {
+                return Err(ConfigError::new(
+                    &setting,
+                    "client_id and client_secret are required",
+                ));
+            }
+            providers.push(ProviderConfig {
+                kind,
+                name,
+                issuer,
+                client_id: p.client_id.clone(),
+                client_secret: SecretString(p.client_secret.clone()),
+                authorize_url: p
+                    .authorize_url
+                    .clone()
+                    .unwrap_or_else(|| "https://github.com/login/oauth/authorize".into()),
+                token_url: p
+                    .token_url
+                    .clone()
+                    .unwrap_or_else(|| "https://github.com/login/oauth/access_token".into()),
+                api_url: p
+                    .api_url
+                    .clone()
+                    .unwrap_or_else(|| "https://api.github.com".into()),
+            });
+        }
+        let console = ConsoleConfig {
+            development_login: self.console.development_login,
+            session_idle_secs: positive(
+                "console.session_idle_secs",
+                self.console.session_idle_secs,
+            )?,
+            session_max_secs: positive("console.session_max_secs", self.console.session_max_secs)?,
+            admins: self.console.admins.clone(),
+            providers,
+        };
+        let mail_transport = match self.mail.transport.as_str() {
+            "files" => MailTransport::Files(
+                self.mail
+                    .dir
+                    .clone()
+                    .unwrap_or_else(|| database_url.sqlite_dir().unwrap_or_default().join("mail")),
+            ),
+            "smtp" => {
+                let host = self.mail.smtp_host.clone().ok_or_else(|| {
+                    ConfigError::new("mail.smtp_host", "is required with transport = \"smtp\"")
+                })?;
+                let tls = match self.mail.smtp_tls.as_str() {
+                    "starttls" => SmtpTls::Starttls,
+                    "tls" => SmtpTls::Tls,
+                    "none" => SmtpTls::None,
+                    other => {
+                        return Err(ConfigError::new(
+                            "mail.smtp_tls",
+                            format!("`{other}` is not one of starttls, tls, none"),
+                        ));
+                    }
+                };
+                let port = self.mail.smtp_port.unwrap_or(match tls {
+                    SmtpTls::Tls => 465,
+                    _ => 587,
+                });
+                let credentials = match (&self.mail.smtp_username, &self.mail.smtp_password) {
+                    (Some(u), Some(p)) => Some((u.clone(), SecretString(p.clone()))),
+                    (None, None) => None,
+                    _ => {
+                        return Err(ConfigError::new(
+                            "mail.smtp_username",
+                            "set both smtp_username and smtp_password, or neither",
+                        ));
+                    }
+                };
+                MailTransport::Smtp {
+                    host,
+                    port,
+                    tls,
+                    credentials,
+                }
+            }
+            other => {
+                return Err(ConfigError::new(
+                    "mail.transport",
+                    format!("`{other}` is not one of files, smtp"),
+                ));
+            }
+        };
+        if self.mode == Mode::Production && matches!(mail_transport, MailTransport::Files(_)) {
+            tracing::warn!("production mode with mail.transport = \"files\": owners get no e-mail");
+        }
+        let mail = MailConfig {
+            transport: mail_transport,
+            from: self.mail.from.clone(),
+        };
         let admin_listen = match &self.admin.listen {
             None => None,
             Some(l) => Some(l.parse::<SocketAddr>().map_err(|_| {
@@ -846,6 +1115,8 @@ impl RawConfig {
                 queue_capacity: self.audit.queue_capacity,
             },
             development_login: self.console.development_login,
+            console,
+            mail,
             tokens,
             admin_token,
             admin_listen,

@@ -93,6 +93,8 @@ impl Application {
         .to_string()
         .into();
 
+        let mailer = crate::mail::Mailer::new(&config.mail, format!("{issuer}/console"))
+            .context("e-mail (mail.*)")?;
         let metrics = Arc::new(Metrics::default());
         let audit = AuditLog::start(
             ConnectionManager::new(config.database_url.clone()),
@@ -130,6 +132,8 @@ impl Application {
             revocations: Box::new(MemoryRevocationSet::default()),
             dpop_nonces,
             admin_addr: std::sync::OnceLock::new(),
+            claim_limiter: crate::http::console::claim_limiter(),
+            mailer,
             config,
         });
 

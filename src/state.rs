@@ -49,6 +49,10 @@ pub struct AppState {
     pub revocations: Box<dyn RevocationSet>,
     /// DPoP server nonces.
     pub dpop_nonces: DpopNonces,
+    /// Per-address limit on user-code lookups in the console.
+    pub claim_limiter: RateLimiter,
+    /// Owner notifications.
+    pub mailer: crate::mail::Mailer,
     /// The admin API's own listener address, when configured (set once at start).
     pub admin_addr: std::sync::OnceLock<Option<std::net::SocketAddr>>,
 }

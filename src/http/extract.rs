@@ -97,6 +97,55 @@ pub async fn json_object(
     }
 }
 
+/// Largest form body accepted.
+pub const MAX_FORM_BODY: usize = 16 * 1024;
+
+/// Reads an `application/x-www-form-urlencoded` body of at most `limit` bytes.
+pub async fn form_pairs(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Vec<(String, String)>, OAuthError> {
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+        .unwrap_or(false);
+    if !is_form {
+        return Err(OAuthError::new(
+            ErrorKind::UnsupportedMediaType,
+            "the request body must be application/x-www-form-urlencoded",
+            "content_type_not_form",
+        ));
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| {
+            OAuthError::new(
+                ErrorKind::InvalidRequest,
+                "the request body could not be read",
+                "body_unreadable",
+            )
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(OAuthError::new(
+                ErrorKind::PayloadTooLarge,
+                format!("the request body exceeds {limit} bytes"),
+                "body_too_large",
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(url::form_urlencoded::parse(&body).into_owned().collect())
+}
+
 /// The bearer token of the `Authorization` header, if it has one (RFC 6750 §2.1).
 pub fn bearer(req: &HttpRequest) -> Option<&str> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;

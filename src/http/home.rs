@@ -13,17 +13,39 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/static/css/patron.css", web::get().to(stylesheet));
 }
 
+/// What every page's frame shows: the development banner and who is logged in.
+#[derive(Debug, Clone, Default)]
+pub struct Chrome {
+    /// Development mode banner.
+    pub development: bool,
+    /// The logged-in owner.
+    pub owner: Option<String>,
+    /// CSRF token for the logout form.
+    pub csrf: String,
+}
+
+impl Chrome {
+    /// The frame for an anonymous visitor.
+    pub fn anonymous(state: &AppState) -> Self {
+        Self {
+            development: state.config.mode == Mode::Development,
+            owner: None,
+            csrf: String::new(),
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "home.html")]
 struct HomePage<'a> {
+    chrome: Chrome,
     issuer: &'a str,
-    development: bool,
 }
 
 async fn home(state: web::Data<AppState>) -> HttpResponse {
     let page = HomePage {
+        chrome: Chrome::anonymous(&state),
         issuer: &state.issuer,
-        development: state.config.mode == Mode::Development,
     };
     match page.render() {
         Ok(html) => HttpResponse::Ok()

@@ -1,6 +1,7 @@
 //! HTTP glue (actix-web only): one `configure` per area, errors, extractors.
 
 pub mod admin;
+pub mod console;
 pub mod discovery;
 pub mod error;
 pub mod extract;
@@ -23,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(registration::configure)
         .configure(token::configure)
         .configure(admin::configure)
+        .configure(console::configure)
         .configure(ops::configure)
         .default_service(web::to(error::not_found));
 }

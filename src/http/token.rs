@@ -2,18 +2,14 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use futures_util::StreamExt as _;
 
 use crate::http::error::{self, HttpError};
-use crate::http::extract::caller;
-use crate::oauth::error::{ErrorKind, OAuthError};
+use crate::http::extract::{MAX_FORM_BODY, caller, form_pairs};
+use crate::oauth::error::OAuthError;
 use crate::service::token::{
     self, INTROSPECTION_PATH, REVOCATION_PATH, RequestHeaders, TOKEN_PATH,
 };
 use crate::state::AppState;
-
-/// Largest form body accepted.
-const MAX_FORM_BODY: usize = 16 * 1024;
 
 /// Routes of this area.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -22,51 +18,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource(TOKEN_PATH).route(web::post().to(issue_token)))
         .service(resource(INTROSPECTION_PATH).route(web::post().to(introspect_token)))
         .service(resource(REVOCATION_PATH).route(web::post().to(revoke_token)));
-}
-
-/// Reads an `application/x-www-form-urlencoded` body of at most [`MAX_FORM_BODY`] bytes.
-async fn form(
-    req: &HttpRequest,
-    mut payload: web::Payload,
-) -> Result<Vec<(String, String)>, OAuthError> {
-    let is_form = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
-        .unwrap_or(false);
-    if !is_form {
-        return Err(OAuthError::new(
-            ErrorKind::UnsupportedMediaType,
-            "the request body must be application/x-www-form-urlencoded",
-            "content_type_not_form",
-        ));
-    }
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| {
-            OAuthError::new(
-                ErrorKind::InvalidRequest,
-                "the request body could not be read",
-                "body_unreadable",
-            )
-        })?;
-        if body.len() + chunk.len() > MAX_FORM_BODY {
-            return Err(OAuthError::new(
-                ErrorKind::PayloadTooLarge,
-                format!("the request body exceeds {MAX_FORM_BODY} bytes"),
-                "body_too_large",
-            ));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(url::form_urlencoded::parse(&body).into_owned().collect())
 }
 
 fn headers(req: &HttpRequest) -> RequestHeaders {
@@ -102,7 +53,7 @@ async fn issue_token(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
     let who = caller(&req, &state);
-    let body = form(&req, payload).await;
+    let body = form_pairs(&req, payload, MAX_FORM_BODY).await;
     let resp = token::token(&state, &who, headers(&req), body).await?;
     Ok(no_store_json(
         serde_json::to_string(&resp).map_err(|_| OAuthError::server_error())?,
@@ -116,7 +67,7 @@ async fn introspect_token(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
     let who = caller(&req, &state);
-    let body = form(&req, payload).await;
+    let body = form_pairs(&req, payload, MAX_FORM_BODY).await;
     let resp = token::introspect(&state, &who, headers(&req), body).await?;
     Ok(no_store_json(resp.to_string()))
 }
@@ -128,7 +79,7 @@ async fn revoke_token(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
     let who = caller(&req, &state);
-    let body = form(&req, payload).await;
+    let body = form_pairs(&req, payload, MAX_FORM_BODY).await;
     token::revoke(&state, &who, headers(&req), body).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))

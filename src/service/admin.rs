@@ -50,7 +50,8 @@ pub fn check_owner_id(owner: &str) -> Result<(), OAuthError> {
             .strip_prefix("github:")
             .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
             || owner.strip_prefix("google:").is_some_and(|s| !s.is_empty())
-            || owner.strip_prefix("oidc:").is_some_and(|s| s.contains('#')));
+            || owner.strip_prefix("oidc:").is_some_and(|s| s.contains('#'))
+            || owner.strip_prefix("dev:").is_some_and(|s| !s.is_empty()));
     if ok {
         Ok(())
     } else {
@@ -88,7 +89,18 @@ pub async fn put_skill(
     caller: &Caller,
     input: SkillInput,
 ) -> Result<SkillRow, OAuthError> {
-    let result = put_skill_inner(state, input).await;
+    put_skill_as(state, caller, input, None).await
+}
+
+/// Creates or replaces a skill on behalf of an owner (`None`: an administrator). An owner
+/// may only replace skills they created.
+pub async fn put_skill_as(
+    state: &AppState,
+    caller: &Caller,
+    input: SkillInput,
+    owner: Option<&str>,
+) -> Result<SkillRow, OAuthError> {
+    let result = put_skill_inner(state, input, owner).await;
     let ev = audit(caller, "skill.put", &result);
     state.audit.record(match &result {
         Ok(s) => ev.audience(&s.audience),
@@ -97,7 +109,25 @@ pub async fn put_skill(
     result
 }
 
-async fn put_skill_inner(state: &AppState, input: SkillInput) -> Result<SkillRow, OAuthError> {
+async fn put_skill_inner(
+    state: &AppState,
+    input: SkillInput,
+    owner: Option<&str>,
+) -> Result<SkillRow, OAuthError> {
+    if let Some(o) = owner {
+        let aud = input.audience.clone();
+        let existing = state
+            .store
+            .read(move |c| skills::find(c, &aud))
+            .await
+            .map_err(store_failure)?;
+        if existing.is_some_and(|e| e.owner_id.as_deref() != Some(o)) {
+            return Err(bad(
+                "a skill with this audience already exists and is not yours",
+                "skill_not_owned",
+            ));
+        }
+    }
     let aud = url::Url::parse(&input.audience)
         .map_err(|_| bad("audience must be an absolute URI", "audience_invalid"))?;
     // A skill named like Patron itself would receive every agent token as its audience.
@@ -159,7 +189,7 @@ async fn put_skill_inner(state: &AppState, input: SkillInput) -> Result<SkillRow
         scopes: scope::join(&scope::parse(&input.scopes)),
         ttl_secs: ttl,
         require_dpop: input.require_dpop,
-        owner_id: None,
+        owner_id: owner.map(str::to_owned),
         created_at: now,
         updated_at: now,
         client_id: input.client_id.clone(),

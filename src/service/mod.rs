@@ -2,6 +2,7 @@
 //! combine protocol checks (`oauth`, `jose`) with storage (`store`) and auditing.
 
 pub mod admin;
+pub mod console;
 pub mod directory;
 pub mod keys;
 pub mod registration;

@@ -101,7 +101,29 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sessions (id_hash) {
+        id_hash -> Text,
+        owner_id -> Text,
+        csrf_token -> Text,
+        created_at -> BigInt,
+        last_seen_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    login_states (state_hash) {
+        state_hash -> Text,
+        provider -> Text,
+        nonce -> Text,
+        pkce_verifier -> Text,
+        return_to -> Text,
+        created_at -> BigInt,
+    }
+}
+
 diesel::joinable!(clients -> owners (owner_id));
+diesel::joinable!(sessions -> owners (owner_id));
 diesel::joinable!(grants -> clients (client_id));
 diesel::joinable!(enrollment_tokens -> owners (owner_id));
 
@@ -114,4 +136,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     signing_keys,
     revoked_tokens,
     audit_events,
+    sessions,
+    login_states,
 );

@@ -116,7 +116,7 @@ fn migrate_brings_a_fresh_database_up_to_date() {
     };
     let first = run();
     assert!(first.status.success());
-    assert!(String::from_utf8_lossy(&first.stdout).contains("applied 2 migration"));
+    assert!(String::from_utf8_lossy(&first.stdout).contains("applied 3 migration"));
     let second = run();
     assert!(String::from_utf8_lossy(&second.stdout).contains("applied 0 migration"));
 }

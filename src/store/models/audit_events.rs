@@ -79,6 +79,22 @@ pub fn insert_batch(conn: &mut DbConnection, events: &[NewAuditEvent]) -> Result
     Ok(())
 }
 
+/// `(at, outcome)` of token issuance attempts by one client since `since` (for charts).
+pub fn token_outcomes_since(
+    conn: &mut DbConnection,
+    client_id: &str,
+    since: UnixTime,
+) -> Result<Vec<(UnixTime, String)>, StoreError> {
+    audit_events::table
+        .filter(audit_events::client_id.eq(client_id))
+        .filter(audit_events::event.eq("token.issue"))
+        .filter(audit_events::at.ge(since))
+        .select((audit_events::at, audit_events::outcome))
+        .limit(100_000)
+        .load(conn)
+        .map_err(StoreError::from_diesel)
+}
+
 /// The most recent events about one client, newest first.
 pub fn recent_for_client(
     conn: &mut DbConnection,

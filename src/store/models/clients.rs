@@ -214,3 +214,27 @@ pub fn set_status(
     .map_err(StoreError::from_diesel)?;
     Ok(n == 1)
 }
+
+/// Looks a pending registration up by its user code (stored without the dash).
+pub fn find_by_user_code(
+    conn: &mut DbConnection,
+    code: &str,
+) -> Result<Option<ClientRow>, StoreError> {
+    clients::table
+        .filter(clients::user_code.eq(code))
+        .select(ClientRow::as_select())
+        .first(conn)
+        .optional()
+        .map_err(StoreError::from_diesel)
+}
+
+/// All registrations of one owner, newest first.
+pub fn for_owner(conn: &mut DbConnection, owner_id: &str) -> Result<Vec<ClientRow>, StoreError> {
+    clients::table
+        .filter(clients::owner_id.eq(owner_id))
+        .order(clients::created_at.desc())
+        .limit(500)
+        .select(ClientRow::as_select())
+        .load(conn)
+        .map_err(StoreError::from_diesel)
+}

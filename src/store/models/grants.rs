@@ -43,6 +43,13 @@ pub fn upsert(
         .map_err(StoreError::from_diesel)
 }
 
+/// Removes every grant of one agent.
+pub fn delete_for_client(conn: &mut DbConnection, client_id: &str) -> Result<usize, StoreError> {
+    diesel::delete(grants::table.filter(grants::client_id.eq(client_id)))
+        .execute(conn)
+        .map_err(StoreError::from_diesel)
+}
+
 /// All grants of one agent, by audience.
 pub fn for_client(conn: &mut DbConnection, client_id: &str) -> Result<Vec<GrantRow>, StoreError> {
     grants::table

@@ -6,5 +6,6 @@ pub mod enrollment_tokens;
 pub mod grants;
 pub mod owners;
 pub mod revoked_tokens;
+pub mod sessions;
 pub mod signing_keys;
 pub mod skills;

@@ -52,3 +52,19 @@ pub fn revoke_all(conn: &mut DbConnection, id: &str, at: UnixTime) -> Result<boo
         .map_err(StoreError::from_diesel)?;
     Ok(n == 1)
 }
+
+/// Creates the owner or refreshes their e-mail address and name after a login.
+pub fn upsert_login(
+    conn: &mut DbConnection,
+    id: &str,
+    email: &str,
+    name: Option<&str>,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    ensure(conn, id, now)?;
+    diesel::update(owners::table.find(id))
+        .set((owners::email.eq(email), owners::display_name.eq(name)))
+        .execute(conn)
+        .map(|_| ())
+        .map_err(StoreError::from_diesel)
+}

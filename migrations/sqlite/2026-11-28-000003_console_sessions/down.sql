@@ -1,0 +1,2 @@
+DROP TABLE login_states;
+DROP TABLE sessions;

@@ -1,0 +1,53 @@
+//! Upstream identity providers for owner login: any OpenID Connect provider (Google is one),
+//! and GitHub (OAuth 2.0 plus its REST API). Each yields a [`VerifiedIdentity`] whose e-mail
+//! address the provider has verified, or an error; nothing else logs an owner in.
+//!
+//! Outbound requests never follow redirects.
+
+pub mod github;
+pub mod oidc;
+
+/// An owner as the provider vouches for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedIdentity {
+    /// Stable owner id: `github:<numeric id>`, `google:<sub>` or `oidc:<issuer>#<sub>`.
+    pub owner_id: String,
+    /// Verified e-mail address.
+    pub email: String,
+    /// Display name, if the provider gives one.
+    pub name: Option<String>,
+}
+
+/// Why an upstream login failed. Descriptions are safe to show the person logging in.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// The provider could not be reached or answered badly.
+    #[error("the identity provider could not be reached or gave an unusable answer")]
+    Unavailable(String),
+    /// The provider refused the code or the token did not verify.
+    #[error("the identity provider did not confirm this login")]
+    Rejected(String),
+    /// The account has no verified e-mail address.
+    #[error("your account at the identity provider has no verified e-mail address")]
+    EmailNotVerified,
+}
+
+impl UpstreamError {
+    /// Audit reason code.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Unavailable(_) => "upstream_unavailable",
+            Self::Rejected(_) => "upstream_rejected",
+            Self::EmailNotVerified => "email_not_verified",
+        }
+    }
+}
+
+/// An HTTP client for provider calls: no redirects, bounded time.
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(10))
+        .user_agent(concat!("patron/", env!("CARGO_PKG_VERSION")))
+        .build()?)
+}
