@@ -134,6 +134,7 @@ impl Application {
             admin_addr: std::sync::OnceLock::new(),
             claim_limiter: crate::http::console::claim_limiter(),
             mailer,
+            suspicion: Default::default(),
             config,
         });
 
@@ -200,10 +201,12 @@ impl Application {
         let keys_task = actix_web::rt::spawn(refresh_keys(state.clone()));
         let purge_task = actix_web::rt::spawn(purge_pending(state.clone()));
         let revocation_task = actix_web::rt::spawn(sync_revocations(state.clone()));
+        let digest_task = actix_web::rt::spawn(suspicion_digests(state.clone()));
         let result = self.server.await;
         keys_task.abort();
         purge_task.abort();
         revocation_task.abort();
+        digest_task.abort();
         let flushed = state.audit.flush(Duration::from_secs(10));
         tracing::info!(audit_flushed = flushed, "patron stopped");
         result.context("server failed")
@@ -258,6 +261,18 @@ async fn sync_revocations(state: web::Data<AppState>) {
             // replica with a slower clock is not missed.
             Ok(_) => since = started - state.config.validation.clock_skew_secs,
             Err(e) => tracing::error!(error = %e, "revocation sync failed"),
+        }
+    }
+}
+
+/// Mails owners a digest of suspicious refusals every five minutes.
+async fn suspicion_digests(state: web::Data<AppState>) {
+    let mut tick = actix_web::rt::time::interval(Duration::from_secs(300));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(e) = crate::service::suspicion::send_digests(&state).await {
+            tracing::error!(error = %e, "suspicious-activity digest failed");
         }
     }
 }

@@ -53,6 +53,8 @@ pub struct AppState {
     pub claim_limiter: RateLimiter,
     /// Owner notifications.
     pub mailer: crate::mail::Mailer,
+    /// Suspicious refusals awaiting the next digest.
+    pub suspicion: crate::service::suspicion::Suspicion,
     /// The admin API's own listener address, when configured (set once at start).
     pub admin_addr: std::sync::OnceLock<Option<std::net::SocketAddr>>,
 }

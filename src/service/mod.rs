@@ -8,6 +8,7 @@ pub mod keys;
 pub mod registration;
 pub mod replay;
 pub mod revocation;
+pub mod suspicion;
 pub mod token;
 
 use crate::oauth::error::OAuthError;

@@ -13,6 +13,7 @@ use crate::clock::{self, UnixTime};
 use crate::crypto;
 use crate::jose::jwks::PublicKeySet;
 use crate::jose::software_statement::StatementError;
+use crate::mail::Notification;
 use crate::oauth::client_metadata::{self, ClientMetadata, MetadataErrorCode};
 use crate::oauth::error::{ErrorKind, OAuthError};
 use crate::service::store_failure;
@@ -593,7 +594,42 @@ pub async fn update(
         &result,
         rekeyed.then(|| "keys replaced".to_owned()),
     );
+    if rekeyed && result.is_ok() {
+        notify_owner(state, client_id, |name| Notification::AgentRekeyed {
+            client_id: client_id.to_owned(),
+            client_name: name,
+        })
+        .await;
+    }
     result
+}
+
+/// Tells the agent's owner (if it has one with an e-mail address) what happened.
+async fn notify_owner(
+    state: &AppState,
+    client_id: &str,
+    make: impl FnOnce(Option<String>) -> Notification,
+) {
+    let cid = client_id.to_owned();
+    let found = state
+        .store
+        .read(move |c| {
+            let Some(row) = clients::find(c, &cid)? else {
+                return Ok(None);
+            };
+            let name = serde_json::from_str::<ClientMetadata>(&row.metadata)
+                .ok()
+                .and_then(|m| m.client_name);
+            let email = match &row.owner_id {
+                Some(o) => owners::find(c, o)?.and_then(|o| o.email),
+                None => None,
+            };
+            Ok::<_, StoreError>(email.map(|e| (e, name)))
+        })
+        .await;
+    if let Ok(Some((email, name))) = found {
+        state.mailer.notify(&email, make(name));
+    }
 }
 
 async fn update_inner(
@@ -666,6 +702,7 @@ async fn update_inner(
             )
         })?;
     state.secrets.forget(client_id);
+    state.directory.forget_client(client_id);
     if let Some(s) = &new_secret {
         state.secrets.prime(client_id, s);
     }
@@ -685,7 +722,12 @@ pub async fn delete(
     bearer: Option<&str>,
 ) -> Result<(), OAuthError> {
     let result = async {
-        authenticate(state, client_id, bearer).await?;
+        let row = authenticate(state, client_id, bearer).await?;
+        // Read the owner's address before the row goes.
+        let name = serde_json::from_str::<ClientMetadata>(&row.metadata)
+            .ok()
+            .and_then(|m| m.client_name);
+        let owner = row.owner_id.clone();
         let cid = client_id.to_owned();
         state
             .store
@@ -693,9 +735,31 @@ pub async fn delete(
             .await
             .map_err(store_failure)?;
         state.secrets.forget(client_id);
-        Ok(())
+        state.directory.forget_client(client_id);
+        Ok::<_, OAuthError>((owner, name))
     }
     .await;
+    if let Ok((Some(owner), name)) = &result {
+        let o = owner.clone();
+        let email = state
+            .store
+            .read(move |c| owners::find(c, &o))
+            .await
+            .ok()
+            .flatten()
+            .and_then(|o| o.email);
+        if let Some(email) = email {
+            state.mailer.notify(
+                &email,
+                Notification::AgentDeleted {
+                    client_id: client_id.to_owned(),
+                    client_name: name.clone(),
+                    by: "the agent itself (RFC 7592)",
+                },
+            );
+        }
+    }
+    let result = result.map(|_| ());
     audit_management(state, caller, "client.delete", client_id, &result, None);
     result
 }

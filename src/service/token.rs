@@ -408,6 +408,9 @@ pub async fn token(
             Ok(issued.response)
         }
         Err(e) => {
+            if let Some(c) = &client_id {
+                state.suspicion.record(c, e.reason());
+            }
             state.audit.record(ev.reason(e.reason()));
             Err(e)
         }
