@@ -10,7 +10,10 @@
 mod admin_api;
 mod attacks;
 mod bad_input;
+mod browser;
+mod console;
 mod discovery;
+mod dpop_nonce;
 mod enrollment;
 mod github_login;
 mod helpers;
