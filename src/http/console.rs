@@ -37,6 +37,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/console/skills", web::post().to(add_skill))
         .route("/console/enrollment", web::post().to(mint_enrollment))
         .route("/console/kill-switch", web::post().to(kill_switch))
+        .route("/console/admin", web::get().to(admin_overview))
         .route("/claim", web::get().to(claim_page))
         .route("/claim", web::post().to(claim_action));
 }
@@ -106,6 +107,7 @@ fn chrome_for(state: &AppState, session: Option<&Session>) -> Chrome {
         development: state.config.mode == Mode::Development,
         owner: session.map(|s| s.owner_id.clone()),
         csrf: session.map(|s| s.csrf_token.clone()).unwrap_or_default(),
+        admin: session.is_some_and(|s| s.admin),
     }
 }
 
@@ -1220,6 +1222,61 @@ async fn kill_switch(
         }
         Err(e) => failure(chrome, &e),
     }
+}
+
+// ---- admin overview -----------------------------------------------------------------------
+
+struct AdminLine {
+    client_id: String,
+    name: String,
+    owner: String,
+    status: String,
+    created: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/admin.html")]
+struct AdminPage {
+    chrome: Chrome,
+    agents: Vec<AdminLine>,
+}
+
+/// Every owner's agents, for owners named in `console.admins` (others get "not found").
+async fn admin_overview(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let session = match current(&req, &state).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return login_redirect(&req),
+        Err(e) => return failure(chrome_for(&state, None), &e),
+    };
+    let chrome = chrome_for(&state, Some(&session));
+    if !session.admin {
+        return message(
+            chrome,
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "No such page.",
+            "/console",
+        );
+    }
+    let rows = match state
+        .store
+        .read(|c| crate::store::models::clients::newest(c, 500))
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return failure(chrome, &store_failure(e)),
+    };
+    let agents = rows
+        .into_iter()
+        .map(|row| AdminLine {
+            name: agent_name(&row).0,
+            status: row.status.clone(),
+            owner: row.owner_id.clone().unwrap_or_else(|| "unclaimed".into()),
+            created: fmt_time(row.created_at),
+            client_id: row.client_id,
+        })
+        .collect();
+    html(StatusCode::OK, &AdminPage { chrome, agents })
 }
 
 #[cfg(test)]

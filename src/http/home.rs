@@ -22,6 +22,8 @@ pub struct Chrome {
     pub owner: Option<String>,
     /// CSRF token for the logout form.
     pub csrf: String,
+    /// Whether the owner is an admin (shows the admin link).
+    pub admin: bool,
 }
 
 impl Chrome {
@@ -31,6 +33,7 @@ impl Chrome {
             development: state.config.mode == Mode::Development,
             owner: None,
             csrf: String::new(),
+            admin: false,
         }
     }
 }

@@ -238,3 +238,13 @@ pub fn for_owner(conn: &mut DbConnection, owner_id: &str) -> Result<Vec<ClientRo
         .load(conn)
         .map_err(StoreError::from_diesel)
 }
+
+/// The newest registrations of all owners (admin view).
+pub fn newest(conn: &mut DbConnection, limit: i64) -> Result<Vec<ClientRow>, StoreError> {
+    clients::table
+        .order(clients::created_at.desc())
+        .limit(limit)
+        .select(ClientRow::as_select())
+        .load(conn)
+        .map_err(StoreError::from_diesel)
+}
