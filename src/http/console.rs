@@ -145,6 +145,15 @@ async fn current(req: &HttpRequest, state: &AppState) -> Result<Option<Session>,
     }
 }
 
+/// The logged-in owner, or the response that sends the visitor to log in.
+async fn require_session(req: &HttpRequest, state: &AppState) -> Result<Session, HttpResponse> {
+    match current(req, state).await {
+        Ok(Some(s)) => Ok(s),
+        Ok(None) => Err(login_redirect(req)),
+        Err(e) => Err(failure(chrome_for(state, None), &e)),
+    }
+}
+
 fn login_redirect(req: &HttpRequest) -> HttpResponse {
     let here = match req.uri().path_and_query() {
         Some(pq) => pq.as_str().to_owned(),
@@ -580,10 +589,9 @@ async fn all_skills(state: &AppState) -> Result<Vec<SkillRow>, OAuthError> {
 }
 
 async fn dashboard(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let session = match current(&req, &state).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return login_redirect(&req),
-        Err(e) => return failure(chrome_for(&state, None), &e),
+    let session = match require_session(&req, &state).await {
+        Ok(s) => s,
+        Err(r) => return r,
     };
     let chrome = chrome_for(&state, Some(&session));
     let (agents, skills) = match (
@@ -722,10 +730,9 @@ async fn claim_page(
     q: web::Query<ClaimQuery>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let session = match current(&req, &state).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return login_redirect(&req),
-        Err(e) => return failure(chrome_for(&state, None), &e),
+    let session = match require_session(&req, &state).await {
+        Ok(s) => s,
+        Err(r) => return r,
     };
     let chrome = chrome_for(&state, Some(&session));
     let code = q
@@ -941,10 +948,9 @@ async fn agent_page(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let session = match current(&req, &state).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return login_redirect(&req),
-        Err(e) => return failure(chrome_for(&state, None), &e),
+    let session = match require_session(&req, &state).await {
+        Ok(s) => s,
+        Err(r) => return r,
     };
     let chrome = chrome_for(&state, Some(&session));
     let view = match svc::agent(&state, &session, &path).await {
@@ -1243,10 +1249,9 @@ struct AdminPage {
 
 /// Every owner's agents, for owners named in `console.admins` (others get "not found").
 async fn admin_overview(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let session = match current(&req, &state).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return login_redirect(&req),
-        Err(e) => return failure(chrome_for(&state, None), &e),
+    let session = match require_session(&req, &state).await {
+        Ok(s) => s,
+        Err(r) => return r,
     };
     let chrome = chrome_for(&state, Some(&session));
     if !session.admin {

@@ -17,6 +17,15 @@ use crate::state::AppState;
 /// Largest request body accepted by JSON endpoints.
 pub const MAX_JSON_BODY: usize = 64 * 1024;
 
+/// Whether the request's `Content-Type` is `mime` (parameters such as `charset` ignored).
+fn has_media_type(req: &HttpRequest, mime: &str) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(mime))
+}
+
 /// Reads a JSON object body: `application/json`, at most `limit` bytes, nesting bounded by
 /// serde_json's recursion limit. `bad_json` is the error kind for unparseable content.
 pub async fn json_object(
@@ -25,19 +34,7 @@ pub async fn json_object(
     limit: usize,
     bad_json: ErrorKind,
 ) -> Result<Map<String, Value>, OAuthError> {
-    let is_json = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case("application/json")
-        })
-        .unwrap_or(false);
-    if !is_json {
+    if !has_media_type(req, "application/json") {
         return Err(OAuthError::new(
             ErrorKind::UnsupportedMediaType,
             "the request body must be application/json",
@@ -106,19 +103,7 @@ pub async fn form_pairs(
     mut payload: web::Payload,
     limit: usize,
 ) -> Result<Vec<(String, String)>, OAuthError> {
-    let is_form = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
-        .unwrap_or(false);
-    if !is_form {
+    if !has_media_type(req, "application/x-www-form-urlencoded") {
         return Err(OAuthError::new(
             ErrorKind::UnsupportedMediaType,
             "the request body must be application/x-www-form-urlencoded",
