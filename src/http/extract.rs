@@ -26,21 +26,13 @@ fn has_media_type(req: &HttpRequest, mime: &str) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case(mime))
 }
 
-/// Reads a JSON object body: `application/json`, at most `limit` bytes, nesting bounded by
-/// serde_json's recursion limit. `bad_json` is the error kind for unparseable content.
-pub async fn json_object(
+/// Reads the whole body, refusing more than `limit` bytes (by `Content-Length` at once,
+/// else while streaming).
+async fn read_body(
     req: &HttpRequest,
-    mut payload: web::Payload,
+    payload: &mut web::Payload,
     limit: usize,
-    bad_json: ErrorKind,
-) -> Result<Map<String, Value>, OAuthError> {
-    if !has_media_type(req, "application/json") {
-        return Err(OAuthError::new(
-            ErrorKind::UnsupportedMediaType,
-            "the request body must be application/json",
-            "content_type_not_json",
-        ));
-    }
+) -> Result<web::BytesMut, OAuthError> {
     let too_large = || {
         OAuthError::new(
             ErrorKind::PayloadTooLarge,
@@ -70,6 +62,25 @@ pub async fn json_object(
         }
         body.extend_from_slice(&chunk);
     }
+    Ok(body)
+}
+
+/// Reads a JSON object body: `application/json`, at most `limit` bytes, nesting bounded by
+/// serde_json's recursion limit. `bad_json` is the error kind for unparseable content.
+pub async fn json_object(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+    bad_json: ErrorKind,
+) -> Result<Map<String, Value>, OAuthError> {
+    if !has_media_type(req, "application/json") {
+        return Err(OAuthError::new(
+            ErrorKind::UnsupportedMediaType,
+            "the request body must be application/json",
+            "content_type_not_json",
+        ));
+    }
+    let body = read_body(req, &mut payload, limit).await?;
     match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(OAuthError::new(
@@ -110,24 +121,7 @@ pub async fn form_pairs(
             "content_type_not_form",
         ));
     }
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| {
-            OAuthError::new(
-                ErrorKind::InvalidRequest,
-                "the request body could not be read",
-                "body_unreadable",
-            )
-        })?;
-        if body.len() + chunk.len() > limit {
-            return Err(OAuthError::new(
-                ErrorKind::PayloadTooLarge,
-                format!("the request body exceeds {limit} bytes"),
-                "body_too_large",
-            ));
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let body = read_body(req, &mut payload, limit).await?;
     Ok(url::form_urlencoded::parse(&body).into_owned().collect())
 }
 
