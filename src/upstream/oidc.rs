@@ -5,7 +5,7 @@
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse as _,
+    OAuth2TokenResponse as _, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse as _,
 };
 
 use crate::config::{ProviderConfig, ProviderKind};
@@ -108,19 +108,36 @@ pub async fn complete(
     let claims = id_token
         .claims(&client.id_token_verifier(), &Nonce::new(nonce.to_owned()))
         .map_err(|e| UpstreamError::Rejected(e.to_string()))?;
-    let email = match (claims.email(), claims.email_verified()) {
-        (Some(e), Some(true)) => e.as_str().to_owned(),
-        _ => return Err(UpstreamError::EmailNotVerified),
-    };
     let sub = claims.subject().as_str();
+    let mut email = match (claims.email(), claims.email_verified()) {
+        (Some(e), Some(true)) => Some(e.as_str().to_owned()),
+        _ => None,
+    };
+    let mut name = claims
+        .name()
+        .and_then(|n| n.get(None))
+        .map(|n| n.as_str().to_owned());
+    // OpenID Connect Core §5.4: with the code flow a provider may release `email` only at
+    // the UserInfo endpoint. Ask it, requiring the same subject as the ID token.
+    if email.is_none() {
+        let info: openidconnect::core::CoreUserInfoClaims = client
+            .user_info(token.access_token().clone(), Some(claims.subject().clone()))
+            .map_err(|_| UpstreamError::EmailNotVerified)?
+            .request_async(http)
+            .await
+            .map_err(|e| UpstreamError::Rejected(e.to_string()))?;
+        if let (Some(e), Some(true)) = (info.email(), info.email_verified()) {
+            email = Some(e.as_str().to_owned());
+        }
+        if name.is_none() {
+            name = info.name().and_then(|n| n.get(None)).map(|n| n.as_str().to_owned());
+        }
+    }
+    let email = email.ok_or(UpstreamError::EmailNotVerified)?;
     let owner_id = match provider.kind {
         ProviderKind::Google => format!("google:{sub}"),
         _ => format!("oidc:{}#{sub}", claims.issuer().as_str()),
     };
-    let name = claims
-        .name()
-        .and_then(|n| n.get(None))
-        .map(|n| n.as_str().to_owned());
     Ok(VerifiedIdentity {
         owner_id,
         email,

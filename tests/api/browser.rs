@@ -93,6 +93,9 @@ impl OpenIdProvider {
             .env("OIDC_PORT", "0")
             .env("OIDC_CLIENT_ID", CLIENT_ID)
             .env("OIDC_CLIENT_SECRET", CLIENT_SECRET)
+            // The provider's default: e-mail claims only at UserInfo (OpenID Connect Core
+            // §5.4), which Patron must ask.
+            .env("OIDC_CONFORM_ID_TOKEN_CLAIMS", "1")
             .env(
                 "OIDC_REDIRECT_PATH",
                 format!("/console/callback/{PROVIDER}"),
