@@ -246,6 +246,18 @@ async fn purge_pending(state: web::Data<AppState>) {
         if let Err(e) = registration::purge_expired(&state.clone().into_inner()).await {
             tracing::error!(error = %e, "purging unclaimed registrations failed");
         }
+        let now = clock::now();
+        let (before, idle_before) = (
+            now - crate::service::console::LOGIN_STATE_TTL,
+            now - state.config.console.session_idle_secs,
+        );
+        if let Err(e) = state
+            .store
+            .write(move |c| crate::store::models::sessions::purge(c, before, idle_before))
+            .await
+        {
+            tracing::error!(error = %e, "purging stale logins and sessions failed");
+        }
     }
 }
 

@@ -186,12 +186,14 @@ async fn guarded_post(
     payload: web::Payload,
     state: &AppState,
 ) -> Result<(Session, Vec<(String, String)>), HttpResponse> {
+    // Read the body first, whatever happens next, so the connection stays usable.
+    let form = form_pairs(req, payload, MAX_FORM_BODY).await;
     let session = match current(req, state).await {
         Ok(Some(s)) => s,
         Ok(None) => return Err(redirect("/console/login")),
         Err(e) => return Err(failure(chrome_for(state, None), &e)),
     };
-    let form = match form_pairs(req, payload, MAX_FORM_BODY).await {
+    let form = match form {
         Ok(f) => f,
         Err(e) => return Err(failure(chrome_for(state, Some(&session)), &e)),
     };
@@ -340,6 +342,21 @@ async fn dev_login(
     }
 }
 
+/// Cookie that binds an upstream login to the browser that started it (login CSRF).
+const LOGIN_COOKIE: &str = "patron_login";
+
+fn login_cookie(state: &AppState, value: &str) -> Cookie<'static> {
+    Cookie::build(LOGIN_COOKIE, value.to_owned())
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.issuer.starts_with("https://"))
+        .path("/console/callback")
+        .max_age(actix_web::cookie::time::Duration::seconds(
+            svc::LOGIN_STATE_TTL,
+        ))
+        .finish()
+}
+
 fn callback_url(state: &AppState, provider: &str) -> String {
     format!("{}/console/callback/{provider}", state.issuer)
 }
@@ -366,6 +383,20 @@ async fn start_login(
             "/console/login",
         );
     };
+    // Each start stores a pending login: bound them per address.
+    if state
+        .claim_limiter
+        .check(caller(&req, &state).source, clock::monotonic())
+        .is_err()
+    {
+        return message(
+            chrome,
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many attempts",
+            "Too many logins from this address. Wait a minute and try again.",
+            "/console/login",
+        );
+    }
     let return_to = svc::safe_return_to(q.return_to.as_deref());
     let redirect_uri = callback_url(&state, &provider.name);
     let http = match upstream::http_client() {
@@ -412,8 +443,11 @@ async fn start_login(
     {
         return failure(chrome, &e);
     }
-    let _ = &req;
-    redirect(&url)
+    HttpResponse::SeeOther()
+        .cookie(login_cookie(&state, &login_state))
+        .insert_header((header::LOCATION, url))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
 }
 
 #[derive(serde::Deserialize)]
@@ -466,6 +500,19 @@ async fn finish_login(
         return refuse(
             "upstream_denied",
             "The identity provider did not log you in.",
+        );
+    }
+    // The callback must arrive in the browser that started the login: its cookie holds the
+    // same `state`. Otherwise an attacker's callback link would log the victim in as the
+    // attacker.
+    let presented = q.state.as_deref().unwrap_or("");
+    let bound = req
+        .cookie(LOGIN_COOKIE)
+        .is_some_and(|c| crypto::constant_time_eq(c.value().as_bytes(), presented.as_bytes()));
+    if !bound {
+        return refuse(
+            "login_not_bound",
+            "This login was started in another browser, or its cookie expired. Start again from the login page.",
         );
     }
     let pending = match svc::take_login_state(&state, q.state.as_deref().unwrap_or_default()).await
@@ -1159,7 +1206,10 @@ async fn mint_enrollment(
         .and_then(|h| h.parse().ok())
         .unwrap_or(24)
         .clamp(1, 720);
-    let grants = chosen_grants(&form);
+    let grants = match admin::check_grants(&state, chosen_grants(&form)).await {
+        Ok(g) => g,
+        Err(e) => return failure(chrome, &e),
+    };
     let owner = session.owner_id.clone();
     let now = clock::now();
     let minted = state

@@ -209,6 +209,37 @@ pub async fn list_skills(state: &AppState) -> Result<Vec<SkillRow>, OAuthError> 
     state.store.read(skills::all).await.map_err(store_failure)
 }
 
+/// Checks grants (audience → scopes) against the skills: each skill must exist, and the
+/// scopes must be a non-empty subset of what it offers. Returns them normalised. Every path
+/// that creates grants (approval, the grants form, enrollment tokens) goes through here.
+pub async fn check_grants(
+    state: &AppState,
+    grant_list: Vec<(String, String)>,
+) -> Result<Vec<(String, String)>, OAuthError> {
+    if grant_list.len() > 100 {
+        return Err(bad("at most 100 grants at once", "too_many_grants"));
+    }
+    let mut checked = Vec::new();
+    for (aud, scopes) in grant_list {
+        let skill = state
+            .directory
+            .skill(&state.store, &aud)
+            .await
+            .map_err(store_failure)?
+            .ok_or_else(|| bad(format!("no skill has audience {aud}"), "skill_unknown"))?;
+        let offered = scope::parse(&skill.scopes);
+        let wanted = scope::parse(&scopes);
+        if wanted.is_empty() || !scope::is_subset(&wanted, &offered) {
+            return Err(bad(
+                format!("scopes for {aud} must be one or more of: {}", skill.scopes),
+                "grant_scope_unknown",
+            ));
+        }
+        checked.push((aud, scope::join(&wanted)));
+    }
+    Ok(checked)
+}
+
 /// Approves (claims) an agent for `owner` with `grants` (audience → scopes), making it
 /// active. Grants replace the agent's previous grants for those audiences.
 pub async fn approve_agent(
@@ -233,27 +264,7 @@ async fn approve_inner(
     grant_list: Vec<(String, String)>,
 ) -> Result<Value, OAuthError> {
     check_owner_id(owner)?;
-    if grant_list.len() > 100 {
-        return Err(bad("at most 100 grants at once", "too_many_grants"));
-    }
-    let mut checked = Vec::new();
-    for (aud, scopes) in grant_list {
-        let skill = state
-            .directory
-            .skill(&state.store, &aud)
-            .await
-            .map_err(store_failure)?
-            .ok_or_else(|| bad(format!("no skill has audience {aud}"), "skill_unknown"))?;
-        let offered = scope::parse(&skill.scopes);
-        let wanted = scope::parse(&scopes);
-        if !scope::is_subset(&wanted, &offered) {
-            return Err(bad(
-                format!("scopes for {aud} must be among: {}", skill.scopes),
-                "grant_scope_unknown",
-            ));
-        }
-        checked.push((aud, scope::join(&wanted)));
-    }
+    let checked = check_grants(state, grant_list).await?;
     let now = clock::now();
     let (cid, own) = (client_id.to_owned(), owner.to_owned());
     let n_grants = checked.len();

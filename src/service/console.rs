@@ -405,31 +405,7 @@ pub async fn set_grants(
     chosen: Vec<(String, String)>,
 ) -> Result<(), OAuthError> {
     agent(state, session, client_id).await?;
-    let mut checked = Vec::new();
-    for (aud, scopes) in chosen.into_iter().take(100) {
-        let skill = state
-            .directory
-            .skill(&state.store, &aud)
-            .await
-            .map_err(store_failure)?
-            .ok_or_else(|| {
-                OAuthError::new(
-                    ErrorKind::InvalidRequest,
-                    format!("no skill has audience {aud}"),
-                    "skill_unknown",
-                )
-            })?;
-        let offered = crate::oauth::scope::parse(&skill.scopes);
-        let wanted = crate::oauth::scope::parse(&scopes);
-        if wanted.is_empty() || !crate::oauth::scope::is_subset(&wanted, &offered) {
-            return Err(OAuthError::new(
-                ErrorKind::InvalidRequest,
-                format!("scopes for {aud} must be among: {}", skill.scopes),
-                "grant_scope_unknown",
-            ));
-        }
-        checked.push((aud, crate::oauth::scope::join(&wanted)));
-    }
+    let checked = crate::service::admin::check_grants(state, chosen).await?;
     let cid = client_id.to_owned();
     let now = clock::now();
     let n = checked.len();

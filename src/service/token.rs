@@ -363,7 +363,25 @@ fn narrow_scopes(
         }
         None => allowed,
     };
-    Ok((!result.is_empty()).then(|| scope::join(&result)))
+    if result.is_empty() {
+        return Err(err(
+            ErrorKind::InvalidScope,
+            "no granted scope of this resource is available",
+            "scope_none_granted",
+        ));
+    }
+    Ok(Some(scope::join(&result)))
+}
+
+/// Granted scopes the skill still offers: a skill that dropped a scope stops issuing it,
+/// whatever older grants say.
+fn still_offered(granted: &[String], offered: &str) -> Vec<String> {
+    let offered = scope::parse(offered);
+    granted
+        .iter()
+        .filter(|g| offered.contains(&g.as_str()))
+        .cloned()
+        .collect()
 }
 
 /// What an issuance audit event records.
@@ -550,7 +568,8 @@ async fn client_credentials(
                     "grant_missing",
                 )
             })?;
-            let scope = narrow_scopes(scope.as_deref(), granted, None)?;
+            let granted = still_offered(granted, &skill.scopes);
+            let scope = narrow_scopes(scope.as_deref(), &granted, None)?;
             (
                 skill.audience.clone(),
                 skill.ttl_secs,
@@ -739,7 +758,8 @@ async fn exchange(
     })?;
     // A subject token for a skill limits the scopes further; an agent token does not.
     let held = (subject.aud != state.issuer).then_some(subject.scope.as_deref().unwrap_or(""));
-    let scope = narrow_scopes(scope.as_deref(), granted, held)?;
+    let granted = still_offered(granted, &skill.scopes);
+    let scope = narrow_scopes(scope.as_deref(), &granted, held)?;
     require_binding(requester, skill.require_dpop, &jkt)?;
     let owner = agent
         .owner_id

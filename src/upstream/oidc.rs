@@ -4,8 +4,9 @@
 
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
-    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge,
-    OAuth2TokenResponse as _, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse as _,
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce,
+    OAuth2TokenResponse as _, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+    TokenResponse as _,
 };
 
 use crate::config::{ProviderConfig, ProviderKind};
@@ -130,7 +131,10 @@ pub async fn complete(
             email = Some(e.as_str().to_owned());
         }
         if name.is_none() {
-            name = info.name().and_then(|n| n.get(None)).map(|n| n.as_str().to_owned());
+            name = info
+                .name()
+                .and_then(|n| n.get(None))
+                .map(|n| n.as_str().to_owned());
         }
     }
     let email = email.ok_or(UpstreamError::EmailNotVerified)?;

@@ -118,3 +118,18 @@ pub fn take_login_state(
     }
     Ok(row)
 }
+
+/// Deletes pending logins older than `before` and sessions idle since before `idle_before`.
+pub fn purge(
+    conn: &mut DbConnection,
+    before: UnixTime,
+    idle_before: UnixTime,
+) -> Result<usize, StoreError> {
+    let a = diesel::delete(login_states::table.filter(login_states::created_at.lt(before)))
+        .execute(conn)
+        .map_err(StoreError::from_diesel)?;
+    let b = diesel::delete(sessions::table.filter(sessions::last_seen_at.lt(idle_before)))
+        .execute(conn)
+        .map_err(StoreError::from_diesel)?;
+    Ok(a + b)
+}
