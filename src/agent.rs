@@ -36,13 +36,13 @@ pub struct AgentFile {
     pub dpop_key: Value,
 }
 
-/// A P-256 key pair.
-pub struct Key(EcKeyPair);
+/// A P-256 key pair, with its signer built once.
+pub struct Key(EcKeyPair, josekit::jws::alg::ecdsa::EcdsaJwsSigner);
 
 impl Key {
     /// Generates a fresh key.
     pub fn generate() -> anyhow::Result<Self> {
-        Ok(Self(EcKeyPair::generate(EcCurve::P256)?))
+        Self::from_pair(EcKeyPair::generate(EcCurve::P256)?)
     }
 
     /// Loads a key from its private JWK.
@@ -51,7 +51,12 @@ impl Key {
             .as_object()
             .cloned()
             .ok_or_else(|| anyhow::anyhow!("stored key is not a JWK object"))?;
-        Ok(Self(EcKeyPair::from_jwk(&Jwk::from_map(map)?)?))
+        Self::from_pair(EcKeyPair::from_jwk(&Jwk::from_map(map)?)?)
+    }
+
+    fn from_pair(pair: EcKeyPair) -> anyhow::Result<Self> {
+        let signer = josekit::jws::ES256.signer_from_der(pair.to_der_private_key())?;
+        Ok(Self(pair, signer))
     }
 
     /// The private JWK (for the agent file only).
@@ -81,8 +86,7 @@ impl Key {
         URL_SAFE_NO_PAD.encode_string(header.to_string(), &mut out);
         out.push('.');
         URL_SAFE_NO_PAD.encode_string(claims.to_string(), &mut out);
-        let signer = josekit::jws::ES256.signer_from_der(self.0.to_der_private_key())?;
-        let sig = signer.sign(out.as_bytes())?;
+        let sig = self.1.sign(out.as_bytes())?;
         out.push('.');
         URL_SAFE_NO_PAD.encode_string(sig, &mut out);
         Ok(out)

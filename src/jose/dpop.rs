@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 
 use crate::clock::UnixTime;
 use crate::crypto::{constant_time_eq, sha256};
-use crate::jose::jwks::{PublicKeySet, VERIFY_ALGORITHMS, verifier};
+use crate::jose::jwks::{PublicKeySet, VERIFY_ALGORITHMS};
 
 /// Largest DPoP proof accepted, in bytes. Proofs are sent on every request in an HTTP
 /// header; a legitimate one (an RSA-4096 `jwk` plus a few claims) stays well below this.
@@ -315,7 +315,7 @@ pub fn verify_proof(proof: &str, req: &ProofRequirements<'_>) -> Result<Verified
     }
     let set = proof_key(&header, alg)?;
     let key = set.keys().first().ok_or(DpopError::JwkInvalid)?;
-    let v = verifier(&key.jwk, alg).ok_or(DpopError::JwkInvalid)?;
+    let v = key.verifier(alg).ok_or(DpopError::JwkInvalid)?;
 
     // Signature (RFC 9449 §4.3 step 6), before any claim is looked at.
     let signing_input = &proof[..h.len() + 1 + c.len()];

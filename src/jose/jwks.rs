@@ -6,6 +6,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use josekit::jwk::Jwk;
 use josekit::jws::JwsVerifier;
 use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::crypto::sha256;
 
@@ -254,6 +256,43 @@ pub fn key_suits(jwk: &Jwk, alg: &str) -> bool {
             | ("EdDSA", "OKP", Some("Ed25519"))
             | ("RS256" | "PS256", "RSA", _)
     )
+}
+
+/// Verifiers already built, by key thumbprint and algorithm. Building one decodes the key
+/// through OpenSSL, which costs more than the signature check itself; the thumbprint names
+/// the key material exactly (RFC 7638), so a verifier can be shared by every set holding the
+/// same key. Bounded: cleared when full.
+type VerifierCache = Mutex<HashMap<(String, &'static str), Arc<dyn JwsVerifier>>>;
+
+static VERIFIERS: OnceLock<VerifierCache> = OnceLock::new();
+
+/// Most cached verifiers before the cache starts over.
+const MAX_CACHED_VERIFIERS: usize = 50_000;
+
+impl PublicKey {
+    /// A verifier for `alg` with this key, built once and then shared (see
+    /// [`VerifierCache`]). `None` when the algorithm is not allowed or does not fit the key.
+    pub fn verifier(&self, alg: &str) -> Option<Arc<dyn JwsVerifier>> {
+        let alg: &'static str = VERIFY_ALGORITHMS.iter().copied().find(|a| *a == alg)?;
+        if !key_suits(&self.jwk, alg) || self.jwk.algorithm().is_some_and(|a| a != alg) {
+            return None;
+        }
+        let cache = VERIFIERS.get_or_init(|| Mutex::new(HashMap::new()));
+        let key = (self.thumbprint.clone(), alg);
+        if let Ok(map) = cache.lock() {
+            if let Some(v) = map.get(&key) {
+                return Some(v.clone());
+            }
+        }
+        let built: Arc<dyn JwsVerifier> = Arc::from(verifier(&self.jwk, alg)?);
+        if let Ok(mut map) = cache.lock() {
+            if map.len() >= MAX_CACHED_VERIFIERS {
+                map.clear();
+            }
+            map.insert(key, built.clone());
+        }
+        Some(built)
+    }
 }
 
 /// A verifier for `alg` from a public JWK, or `None` if the algorithm is not allowed or

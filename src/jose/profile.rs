@@ -17,7 +17,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 
 use crate::clock::UnixTime;
-use crate::jose::jwks::{PublicKeySet, VERIFY_ALGORITHMS, verifier};
+use crate::jose::jwks::{PublicKeySet, VERIFY_ALGORITHMS};
 
 /// Largest JWT accepted, in bytes.
 pub const MAX_JWT_BYTES: usize = 16 * 1024;
@@ -238,7 +238,7 @@ impl Unverified<'_> {
         let key = keys
             .find(self.unverified_kid(), alg)
             .ok_or(Reason::KidUnknown)?;
-        let v = verifier(&key.jwk, alg).ok_or(Reason::SignatureInvalid)?;
+        let v = key.verifier(alg).ok_or(Reason::SignatureInvalid)?;
         v.verify(self.signing_input.as_bytes(), &self.signature)
             .map_err(|_| Reason::SignatureInvalid)?;
         check_claims(&self.unverified_claims, expect, now)?;
