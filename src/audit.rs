@@ -10,9 +10,8 @@
 //! are dropped and counted in `patron_audit_events_dropped_total`, so a slow database
 //! never blocks requests.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::clock::{self, UnixTime};
@@ -119,15 +118,30 @@ impl AuditEvent {
     }
 }
 
-enum Message {
-    Event(Box<NewAuditEvent>),
-    Flush(mpsc::Sender<()>),
+/// The in-memory queue shared by request threads and the writer thread.
+///
+/// Producers only push under a short lock; they wake the writer only when a full batch is
+/// waiting. Waking it for every event would cost a context switch per request, on the same
+/// core as the requests.
+struct Queue {
+    state: Mutex<QueueState>,
+    wake: Condvar,
+    flushed: Condvar,
+}
+
+#[derive(Default)]
+struct QueueState {
+    events: Vec<NewAuditEvent>,
+    flush_requests: u64,
+    flushes_done: u64,
+    stopped: bool,
 }
 
 /// Handle to the audit writer.
 #[derive(Clone)]
 pub struct AuditLog {
-    tx: SyncSender<Message>,
+    queue: Arc<Queue>,
+    config: AuditConfig,
     metrics: Arc<Metrics>,
 }
 
@@ -139,34 +153,74 @@ impl AuditLog {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
         let conn = manager.establish()?;
-        let (tx, rx) = mpsc::sync_channel(config.queue_capacity);
-        let m = metrics.clone();
+        let queue = Arc::new(Queue {
+            state: Mutex::new(QueueState::default()),
+            wake: Condvar::new(),
+            flushed: Condvar::new(),
+        });
+        let (q, m) = (queue.clone(), metrics.clone());
         std::thread::Builder::new()
             .name("patron-audit".into())
-            .spawn(move || writer_loop(manager, conn, rx, config, m))?;
-        Ok(Self { tx, metrics })
+            .spawn(move || writer_loop(manager, conn, q, config, m))?;
+        Ok(Self {
+            queue,
+            config,
+            metrics,
+        })
     }
 
-    /// Queues an event; never blocks. A full queue drops the event and counts it.
+    /// Queues an event; never blocks on the database. A full queue drops the event and
+    /// counts it.
     pub fn record(&self, event: AuditEvent) {
-        match self.tx.try_send(Message::Event(Box::new(event.inner))) {
-            Ok(()) => {
-                self.metrics.audit_queued.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.metrics.audit_dropped.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!("audit queue full or closed; event dropped");
-            }
+        let Ok(mut st) = self.queue.state.lock() else {
+            self.metrics.audit_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if st.events.len() >= self.config.queue_capacity {
+            drop(st);
+            self.metrics.audit_dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("audit queue full; event dropped");
+            return;
+        }
+        st.events.push(event.inner);
+        let full = st.events.len() >= self.config.batch_size;
+        drop(st);
+        self.metrics.audit_queued.fetch_add(1, Ordering::Relaxed);
+        if full {
+            self.queue.wake.notify_one();
         }
     }
 
     /// Writes everything queued so far and waits until it is committed (shutdown, tests).
     pub fn flush(&self, timeout: Duration) -> bool {
-        let (tx, rx) = mpsc::channel();
-        if self.tx.send(Message::Flush(tx)).is_err() {
+        let Ok(mut st) = self.queue.state.lock() else {
             return false;
+        };
+        st.flush_requests += 1;
+        let wanted = st.flush_requests;
+        self.queue.wake.notify_one();
+        let deadline = Instant::now() + timeout;
+        while st.flushes_done < wanted {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            st = match self.queue.flushed.wait_timeout(st, left) {
+                Ok((guard, _)) => guard,
+                Err(_) => return false,
+            };
         }
-        rx.recv_timeout(timeout).is_ok()
+        true
+    }
+
+    /// Flushes and stops the writer thread.
+    pub fn stop(&self, timeout: Duration) -> bool {
+        let ok = self.flush(timeout);
+        if let Ok(mut st) = self.queue.state.lock() {
+            st.stopped = true;
+        }
+        self.queue.wake.notify_one();
+        ok
     }
 }
 
@@ -211,39 +265,39 @@ fn write_batch(
 fn writer_loop(
     manager: ConnectionManager,
     mut conn: DbConnection,
-    rx: mpsc::Receiver<Message>,
+    queue: Arc<Queue>,
     config: AuditConfig,
     metrics: Arc<Metrics>,
 ) {
     let interval = Duration::from_millis(config.flush_interval_ms);
     let mut batch: Vec<NewAuditEvent> = Vec::with_capacity(config.batch_size);
-    let mut deadline: Option<Instant> = None;
     loop {
-        let wait = deadline.map_or(Duration::from_secs(3600), |d| {
-            d.saturating_duration_since(Instant::now())
-        });
-        match rx.recv_timeout(wait) {
-            Ok(Message::Event(e)) => {
-                batch.push(*e);
-                deadline.get_or_insert_with(|| Instant::now() + interval);
-                if batch.len() >= config.batch_size {
-                    write_batch(&manager, &mut conn, &mut batch, &metrics);
-                    deadline = None;
-                }
-            }
-            Ok(Message::Flush(ack)) => {
-                write_batch(&manager, &mut conn, &mut batch, &metrics);
-                deadline = None;
-                let _ = ack.send(());
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                write_batch(&manager, &mut conn, &mut batch, &metrics);
-                deadline = None;
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                write_batch(&manager, &mut conn, &mut batch, &metrics);
+        // Sleep until a batch is full, a flush is asked for, or the interval has passed.
+        let (flush_target, stopped) = {
+            let Ok(mut st) = queue.state.lock() else {
                 return;
+            };
+            if st.events.len() < config.batch_size
+                && st.flush_requests == st.flushes_done
+                && !st.stopped
+            {
+                st = match queue.wake.wait_timeout(st, interval) {
+                    Ok((guard, _)) => guard,
+                    Err(_) => return,
+                };
             }
+            std::mem::swap(&mut batch, &mut st.events);
+            (st.flush_requests, st.stopped)
+        };
+        write_batch(&manager, &mut conn, &mut batch, &metrics);
+        if let Ok(mut st) = queue.state.lock() {
+            if st.flushes_done < flush_target {
+                st.flushes_done = flush_target;
+                queue.flushed.notify_all();
+            }
+        }
+        if stopped {
+            return;
         }
     }
 }
