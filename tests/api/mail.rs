@@ -359,3 +359,81 @@ fn notify_outside_an_async_runtime_drops_the_message_without_panicking() {
 
     assert!(files_in(&dir).is_empty());
 }
+
+#[test]
+fn an_owner_hears_by_smtp_when_they_link_an_agent_in_the_console() {
+    // Patron itself sends this one: a console approval, delivered to a real SMTP server.
+    let smtp = SmtpServer::start();
+    let s = crate::helpers::TestServer::builder()
+        .env("PATRON_CONSOLE__DEVELOPMENT_LOGIN", "true")
+        .env("PATRON_MAIL__TRANSPORT", "smtp")
+        .env("PATRON_MAIL__SMTP_HOST", "127.0.0.1")
+        .env("PATRON_MAIL__SMTP_PORT", &smtp.port.to_string())
+        .env("PATRON_MAIL__SMTP_TLS", "none")
+        .start();
+    let key = crate::helpers::AgentKey::generate();
+    let reg = s.register_ok(&crate::helpers::agent_metadata(&key));
+    let client_id = reg["client_id"].as_str().unwrap().to_owned();
+    let code = reg["user_code"].as_str().unwrap().to_owned();
+
+    let login = s
+        .http
+        .post(s.url("/console/login/dev"))
+        .form(&[("name", "carol"), ("return_to", "/console")])
+        .send()
+        .unwrap();
+    assert_eq!(login.status(), 303);
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = s
+        .http
+        .get(s.url(&format!("/claim?user_code={code}")))
+        .header("cookie", &cookie)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_owned();
+    let approved = s
+        .http
+        .post(s.url("/claim"))
+        .header("cookie", &cookie)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("user_code", code.as_str()),
+            ("action", "approve"),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(approved.status(), 303);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let messages = loop {
+        let m = smtp.messages();
+        if !m.is_empty() {
+            break m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no e-mail reached the SMTP server"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mail = find(&messages, "carol@dev.invalid");
+    assert!(
+        mail["subject"].as_str().unwrap().contains(&client_id),
+        "{mail}"
+    );
+    assert!(mail["text"].as_str().unwrap().contains(&client_id));
+    assert!(mail["html"].as_str().unwrap().contains("Test agent"));
+}
