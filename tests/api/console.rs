@@ -3,9 +3,7 @@
 //! headers, the kill switch and rejection. A test plays the browser: no redirect is
 //! followed and the session cookie is carried by hand.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use patron::store::models::clients::{self, ClientRow};
 use patron::store::models::{grants, skills};
@@ -13,8 +11,8 @@ use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    ADMIN, Agent, AgentKey, SKILL, Spawn, TestServer, agent_metadata, assert_oauth_error,
-    claims_of, thumbprint_of,
+    ADMIN, Agent, AgentKey, GithubStandIn, SKILL, Spawn, TestServer, agent_metadata,
+    assert_oauth_error, claims_of, thumbprint_of,
 };
 
 const ALICE: &str = "dev:alice";
@@ -1183,79 +1181,6 @@ fn the_development_login_refuses_bad_names_and_is_off_by_default() {
 // ---- 7. GitHub login --------------------------------------------------------------------
 
 /// The GitHub stand-in (`tests/support/github_standin.py`); killed on drop.
-struct GithubStandIn {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl GithubStandIn {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port_file = dir.path().join("port");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/github_standin.py");
-        let mut child = Command::new("python3")
-            .arg(&script)
-            .arg(&port_file)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("the GitHub stand-in needs `python3` on PATH: {e}"));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let port = loop {
-            if let Some(port) = std::fs::read_to_string(&port_file)
-                .ok()
-                .and_then(|s| s.trim().parse::<u16>().ok())
-            {
-                break port;
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("the GitHub stand-in exited at start ({status})");
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the GitHub stand-in did not report its port within 20 s");
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        };
-        Self {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    /// A Patron configuration file with a GitHub provider pointing here.
-    fn config_file(&self) -> std::path::PathBuf {
-        let file = self._dir.path().join("patron.toml");
-        std::fs::write(
-            &file,
-            format!(
-                "[[console.providers]]\nkind = \"github\"\nclient_id = \"test-client\"\n\
-                 client_secret = \"test-secret\"\n\
-                 authorize_url = \"{base}/login/oauth/authorize\"\n\
-                 token_url = \"{base}/login/oauth/access_token\"\n\
-                 api_url = \"{base}\"\n",
-                base = self.url("")
-            ),
-        )
-        .expect("write config");
-        file
-    }
-}
-
-impl Drop for GithubStandIn {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A Patron server whose console logs in with the stand-in.
 fn github_server(standin: &GithubStandIn) -> TestServer {
     let config = standin.config_file();

@@ -1,72 +1,16 @@
 //! GitHub login (`patron::upstream::github`) against a stand-in for GitHub's OAuth and REST
 //! endpoints (`tests/support/github_standin.py`, run with `python3`).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
 
 use base64::Engine as _;
 use patron::config::{Config, ProviderConfig, ProviderKind};
 use patron::upstream::{UpstreamError, VerifiedIdentity, github};
 use sha2::{Digest, Sha256};
 
+use crate::helpers::GithubStandIn;
+
 const REDIRECT_URI: &str = "http://127.0.0.1:1/cb";
-
-/// The stand-in process; killed on drop.
-struct StandIn {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl StandIn {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port_file = dir.path().join("port");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/github_standin.py");
-        let mut child = Command::new("python3")
-            .arg(&script)
-            .arg(&port_file)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("these tests need `python3` on PATH to run the GitHub stand-in: {e}")
-            });
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let port = loop {
-            if let Some(port) = std::fs::read_to_string(&port_file)
-                .ok()
-                .and_then(|s| s.trim().parse::<u16>().ok())
-            {
-                break port;
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("the GitHub stand-in exited at start ({status})");
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the GitHub stand-in did not report its port within 20 s");
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        };
-        StandIn {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    /// The provider pointing at this stand-in.
-    fn provider(&self) -> ProviderConfig {
-        provider_at(&self.url(""))
-    }
-}
 
 /// A GitHub provider with every URL under `base`, as `patron serve` would load it from its
 /// configuration file.
@@ -93,13 +37,6 @@ fn provider_at(base: &str) -> ProviderConfig {
         .expect("one provider");
     assert_eq!(provider.kind, ProviderKind::Github);
     provider
-}
-
-impl Drop for StandIn {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A PKCE pair: (verifier, S256 challenge).
@@ -176,8 +113,8 @@ fn complete(
 
 #[test]
 fn a_github_user_with_a_verified_primary_address_logs_in() {
-    let standin = StandIn::start();
-    let provider = standin.provider();
+    let standin = GithubStandIn::start();
+    let provider = provider_at(&standin.url(""));
     let rt = runtime();
     let (verifier, challenge) = pkce();
     let code = authorize(&rt, &provider, "octocat", &challenge);
@@ -191,8 +128,8 @@ fn a_github_user_with_a_verified_primary_address_logs_in() {
 
 #[test]
 fn a_github_user_whose_primary_address_is_unverified_is_refused() {
-    let standin = StandIn::start();
-    let provider = standin.provider();
+    let standin = GithubStandIn::start();
+    let provider = provider_at(&standin.url(""));
     let rt = runtime();
     let (verifier, challenge) = pkce();
     let code = authorize(&rt, &provider, "unverified", &challenge);
@@ -209,8 +146,8 @@ fn a_github_user_whose_primary_address_is_unverified_is_refused() {
 
 #[test]
 fn a_github_code_cannot_be_redeemed_twice() {
-    let standin = StandIn::start();
-    let provider = standin.provider();
+    let standin = GithubStandIn::start();
+    let provider = provider_at(&standin.url(""));
     let rt = runtime();
     let (verifier, challenge) = pkce();
     let code = authorize(&rt, &provider, "octocat", &challenge);
@@ -227,8 +164,8 @@ fn a_github_code_cannot_be_redeemed_twice() {
 
 #[test]
 fn a_github_code_with_the_wrong_pkce_verifier_is_rejected() {
-    let standin = StandIn::start();
-    let provider = standin.provider();
+    let standin = GithubStandIn::start();
+    let provider = provider_at(&standin.url(""));
     let rt = runtime();
     let (_, challenge) = pkce();
     let (other_verifier, _) = pkce();
@@ -244,8 +181,8 @@ fn a_github_code_with_the_wrong_pkce_verifier_is_rejected() {
 
 #[test]
 fn a_github_code_redeemed_under_another_client_id_is_rejected() {
-    let standin = StandIn::start();
-    let good = standin.provider();
+    let standin = GithubStandIn::start();
+    let good = provider_at(&standin.url(""));
     let rt = runtime();
     let (verifier, challenge) = pkce();
     let code = authorize(&rt, &good, "octocat", &challenge);
