@@ -223,6 +223,23 @@ impl Spawn {
 }
 
 impl TestServer {
+    /// The `kid`s currently in `/jwks.json`.
+    pub fn published_kids(&self) -> Vec<String> {
+        let jwks: Value = self
+            .http
+            .get(self.url("/jwks.json"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     /// A server with default test settings.
     pub fn spawn() -> Self {
         Self::builder().start()

@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use patron::store::schema::signing_keys;
-use serde_json::Value;
 
 use crate::helpers::TestServer;
 
@@ -29,22 +28,6 @@ fn cli(s: &TestServer, args: &[&str]) -> (bool, String, String) {
     )
 }
 
-fn published_kids(s: &TestServer) -> Vec<String> {
-    let jwks: Value = s
-        .http
-        .get(s.url("/jwks.json"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[test]
 fn private_keys_are_stored_encrypted() {
     let s = TestServer::spawn();
@@ -62,13 +45,13 @@ fn private_keys_are_stored_encrypted() {
     // PKCS#8 DER starts with a SEQUENCE tag (0x30); AES-GCM output with a random nonce is not
     // a parseable key.
     assert!(josekit::jws::ES256.signer_from_der(&raw).is_err());
-    assert!(published_kids(&s).contains(&kid));
+    assert!(s.published_kids().contains(&kid));
 }
 
 #[test]
 fn rotation_pre_publishes_the_next_key_before_it_signs() {
     let s = TestServer::spawn();
-    let first = published_kids(&s);
+    let first = s.published_kids();
     assert_eq!(first.len(), 1);
     let (ok, out, err) = cli(&s, &["keys", "rotate", "--delay", "3600"]);
     assert!(ok, "{err}");
@@ -76,7 +59,7 @@ fn rotation_pre_publishes_the_next_key_before_it_signs() {
 
     let deadline = Instant::now() + Duration::from_secs(15);
     let kids = loop {
-        let kids = published_kids(&s);
+        let kids = s.published_kids();
         if kids.len() == 2 {
             break kids;
         }
@@ -97,7 +80,7 @@ fn rotation_pre_publishes_the_next_key_before_it_signs() {
 #[test]
 fn a_promoted_key_retires_the_old_one_which_stays_published() {
     let s = TestServer::spawn();
-    let first = published_kids(&s)[0].clone();
+    let first = s.published_kids()[0].clone();
     let (ok, _, err) = cli(&s, &["keys", "rotate", "--delay", "0"]);
     assert!(ok, "{err}");
     std::thread::sleep(Duration::from_millis(1200));
@@ -106,12 +89,12 @@ fn a_promoted_key_retires_the_old_one_which_stays_published() {
     let line = out.lines().find(|l| l.starts_with(&first)).unwrap();
     assert!(line.contains("retiring"), "{out}");
     let deadline = Instant::now() + Duration::from_secs(15);
-    while published_kids(&s).len() != 2 {
+    while s.published_kids().len() != 2 {
         assert!(Instant::now() < deadline, "new key never published");
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(
-        published_kids(&s).contains(&first),
+        s.published_kids().contains(&first),
         "retiring key stays until its tokens expire"
     );
 }

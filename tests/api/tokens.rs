@@ -46,22 +46,6 @@ fn secret_client(s: &TestServer, method: &str, grants: Value) -> (String, String
     (id, secret)
 }
 
-fn published_kids(s: &TestServer) -> Vec<String> {
-    let jwks: Value = s
-        .http
-        .get(s.url("/jwks.json"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[test]
 fn an_approved_agent_gets_an_agent_token() {
     let s = server_with_skill();
@@ -129,7 +113,7 @@ fn access_tokens_follow_rfc_9068_and_are_bound_to_the_dpop_key() {
     let header = header_of(&token);
     assert_eq!(header["typ"], "at+jwt");
     let kid = header["kid"].as_str().expect("kid").to_owned();
-    assert!(published_kids(&s).contains(&kid), "kid {kid} is published");
+    assert!(s.published_kids().contains(&kid), "kid {kid} is published");
     let c = claims_of(&token);
     for claim in [
         "iss",
