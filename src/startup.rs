@@ -8,7 +8,6 @@ use std::time::Duration;
 use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
-use tracing_actix_web::TracingLogger;
 
 use crate::audit::AuditLog;
 use crate::clock;
@@ -153,7 +152,7 @@ impl Application {
                             "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
                         )),
                 )
-                .wrap(TracingLogger::default())
+                .wrap(from_fn(crate::http::request_id))
                 .configure(crate::http::configure)
         })
         .shutdown_timeout(10);

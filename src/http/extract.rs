@@ -156,8 +156,8 @@ pub fn caller(req: &HttpRequest, state: &AppState) -> Caller {
     };
     let request_id = req
         .extensions()
-        .get::<tracing_actix_web::RequestId>()
-        .map(|r| r.to_string())
+        .get::<crate::http::RequestId>()
+        .map(|r| r.0.clone())
         .unwrap_or_default();
     Caller { source, request_id }
 }
