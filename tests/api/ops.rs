@@ -120,3 +120,15 @@ fn migrate_brings_a_fresh_database_up_to_date() {
     let second = run();
     assert!(String::from_utf8_lossy(&second.stdout).contains("applied 0 migration"));
 }
+
+#[test]
+fn each_response_carries_a_request_id_that_its_audit_event_records() {
+    let s = TestServer::spawn();
+    let r = s.register(&agent_metadata(&AgentKey::generate()));
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(r.status(), 201);
+    let ev = s.wait_for_audit(|e| e.event == "client.register");
+    assert_eq!(ev.request_id.as_deref(), Some(id.as_str()));
+    let other = s.http.get(s.url("/healthz")).send().unwrap();
+    assert_ne!(other.headers()["x-request-id"].to_str().unwrap(), id);
+}
