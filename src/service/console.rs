@@ -2,8 +2,6 @@
 //! changes. Every query about agents is filtered by the logged-in owner (admins see all), so
 //! one owner can never read or change another's agents.
 
-use std::sync::Arc;
-
 use crate::audit::{AuditEvent, Outcome};
 use crate::clock::{self, UnixTime};
 use crate::crypto;
@@ -365,14 +363,7 @@ pub async fn delete_agent(
     client_id: &str,
 ) -> Result<(), OAuthError> {
     agent(state, session, client_id).await?;
-    let cid = client_id.to_owned();
-    state
-        .store
-        .write(move |c| clients::delete(c, &cid))
-        .await
-        .map_err(store_failure)?;
-    state.directory.forget_client(client_id);
-    state.secrets.forget(client_id);
+    crate::service::registration::remove_client(state, client_id).await?;
     state.audit.record(
         AuditEvent::new("agent.delete", Outcome::Success)
             .client(client_id)
@@ -384,7 +375,7 @@ pub async fn delete_agent(
 }
 
 /// The owner's e-mail address, for notifications.
-pub async fn owner_email(state: &Arc<AppState>, owner_id: &str) -> Option<String> {
+pub async fn owner_email(state: &AppState, owner_id: &str) -> Option<String> {
     let o = owner_id.to_owned();
     state
         .store

@@ -728,27 +728,12 @@ pub async fn delete(
             .ok()
             .and_then(|m| m.client_name);
         let owner = row.owner_id.clone();
-        let cid = client_id.to_owned();
-        state
-            .store
-            .write(move |c| clients::delete(c, &cid))
-            .await
-            .map_err(store_failure)?;
-        state.secrets.forget(client_id);
-        state.directory.forget_client(client_id);
+        remove_client(state, client_id).await?;
         Ok::<_, OAuthError>((owner, name))
     }
     .await;
     if let Ok((Some(owner), name)) = &result {
-        let o = owner.clone();
-        let email = state
-            .store
-            .read(move |c| owners::find(c, &o))
-            .await
-            .ok()
-            .flatten()
-            .and_then(|o| o.email);
-        if let Some(email) = email {
+        if let Some(email) = crate::service::console::owner_email(state, owner).await {
             state.mailer.notify(
                 &email,
                 Notification::AgentDeleted {
@@ -762,6 +747,21 @@ pub async fn delete(
     let result = result.map(|_| ());
     audit_management(state, caller, "client.delete", client_id, &result, None);
     result
+}
+
+/// Deletes a registration (and by cascade its grants) and forgets everything cached about
+/// it, so nothing issued to it works any more on this replica at once (others follow
+/// within the directory's one-second freshness).
+pub async fn remove_client(state: &AppState, client_id: &str) -> Result<bool, OAuthError> {
+    let cid = client_id.to_owned();
+    let removed = state
+        .store
+        .write(move |c| clients::delete(c, &cid))
+        .await
+        .map_err(store_failure)?;
+    state.secrets.forget(client_id);
+    state.directory.forget_client(client_id);
+    Ok(removed)
 }
 
 /// Deletes unclaimed registrations past their window (run periodically).

@@ -549,18 +549,7 @@ async fn client_credentials(
             )
         }
         Some(resource) => {
-            let skill = state
-                .directory
-                .skill(&state.store, &resource)
-                .await
-                .map_err(store_failure)?
-                .ok_or_else(|| {
-                    err(
-                        ErrorKind::InvalidTarget,
-                        "unknown resource",
-                        "audience_unknown",
-                    )
-                })?;
+            let skill = known_skill(state, &resource).await?;
             let granted = client.grants.get(&skill.audience).ok_or_else(|| {
                 err(
                     ErrorKind::InvalidTarget,
@@ -594,6 +583,25 @@ async fn client_credentials(
         patron_chain: Vec::new(),
     };
     issue(state, claims, false)
+}
+
+/// The skill a `resource` or `audience` names, or `invalid_target` (RFC 8707 §2).
+async fn known_skill(
+    state: &AppState,
+    audience: &str,
+) -> Result<Arc<crate::store::models::skills::SkillRow>, OAuthError> {
+    state
+        .directory
+        .skill(&state.store, audience)
+        .await
+        .map_err(store_failure)?
+        .ok_or_else(|| {
+            err(
+                ErrorKind::InvalidTarget,
+                "unknown resource",
+                "audience_unknown",
+            )
+        })
 }
 
 fn act_depth(act: Option<&Value>) -> usize {
@@ -686,18 +694,7 @@ async fn exchange(
     now: UnixTime,
 ) -> Result<Issued, OAuthError> {
     let (subject, agent) = validate_issued(state, subject_token, now).await?;
-    let skill = state
-        .directory
-        .skill(&state.store, target)
-        .await
-        .map_err(store_failure)?
-        .ok_or_else(|| {
-            err(
-                ErrorKind::InvalidTarget,
-                "unknown resource",
-                "audience_unknown",
-            )
-        })?;
+    let skill = known_skill(state, target).await?;
 
     // Who may exchange: the agent itself, or the skill the subject token was issued to
     // (delegation, recorded in `act`).

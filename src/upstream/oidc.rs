@@ -4,9 +4,9 @@
 
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
-    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce,
-    OAuth2TokenResponse as _, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
-    TokenResponse as _,
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
+    EndpointSet, IssuerUrl, Nonce, OAuth2TokenResponse as _, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, Scope, TokenResponse as _,
 };
 
 use crate::config::{ProviderConfig, ProviderKind};
@@ -43,21 +43,41 @@ async fn metadata(
         .map_err(unavailable)
 }
 
-/// Starts a login: discovers the provider and builds the authorization URL.
-pub async fn start(
+/// A client built from the provider's discovery document: authorization endpoint set,
+/// token and UserInfo endpoints as the provider advertises them.
+type DiscoveredClient = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// Discovers the provider and configures this server as its client.
+async fn client(
     provider: &ProviderConfig,
     http: &reqwest::Client,
     redirect_uri: &str,
-) -> Result<LoginStart, UpstreamError> {
+) -> Result<DiscoveredClient, UpstreamError> {
     let meta = metadata(provider, http).await?;
-    let client = CoreClient::from_provider_metadata(
+    Ok(CoreClient::from_provider_metadata(
         meta,
         ClientId::new(provider.client_id.clone()),
         Some(ClientSecret::new(
             provider.client_secret.expose().to_owned(),
         )),
     )
-    .set_redirect_uri(RedirectUrl::new(redirect_uri.to_owned()).map_err(unavailable)?);
+    .set_redirect_uri(RedirectUrl::new(redirect_uri.to_owned()).map_err(unavailable)?))
+}
+
+/// Starts a login: discovers the provider and builds the authorization URL.
+pub async fn start(
+    provider: &ProviderConfig,
+    http: &reqwest::Client,
+    redirect_uri: &str,
+) -> Result<LoginStart, UpstreamError> {
+    let client = client(provider, http, redirect_uri).await?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (url, state, nonce) = client
         .authorize_url(
@@ -87,15 +107,7 @@ pub async fn complete(
     nonce: &str,
     pkce_verifier: &str,
 ) -> Result<VerifiedIdentity, UpstreamError> {
-    let meta = metadata(provider, http).await?;
-    let client = CoreClient::from_provider_metadata(
-        meta,
-        ClientId::new(provider.client_id.clone()),
-        Some(ClientSecret::new(
-            provider.client_secret.expose().to_owned(),
-        )),
-    )
-    .set_redirect_uri(RedirectUrl::new(redirect_uri.to_owned()).map_err(unavailable)?);
+    let client = client(provider, http, redirect_uri).await?;
     let token = client
         .exchange_code(AuthorizationCode::new(code.to_owned()))
         .map_err(unavailable)?
