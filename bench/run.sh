@@ -22,7 +22,7 @@ OUT="${BENCH_OUT:-}"
 # Keep BENCH_PG_URL etc. out of the PATRON_ namespace: the server rejects unknown PATRON_* keys.
 unset PATRON_BIN
 
-die() { echo "bench: $*" >&2; exit 1; }
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
 case "$BACKENDS_ARG" in
   sqlite) BACKENDS=(sqlite) ;;
@@ -62,19 +62,6 @@ SERVER_PID=""
 SERVER_DIR=""
 PG_DB=""
 
-stop_server() {
-  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-      kill -0 "$SERVER_PID" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  SERVER_PID=""
-}
-
 drop_pg_db() {
   if [[ -n "$PG_DB" ]]; then
     psql "$PG_URL/postgres" -XAtq -c "DROP DATABASE IF EXISTS \"$PG_DB\" WITH (FORCE)" >/dev/null 2>&1 \
@@ -92,38 +79,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- helpers
-rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo "?"; }
-hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo "?"; }
-mib() { [[ "$1" =~ ^[0-9]+$ ]] && awk -v k="$1" 'BEGIN {printf "%.1fMiB", k/1024}' || echo "?"; }
 
 # start_server BACKEND DATABASE_URL: sets SERVER_PID and ADDR.
-start_server() {
-  local backend="$1" url="$2" log="$OUT/server-$1.log"
-  : >"$log"
-  (
-    cd "$SERVER_DIR"
-    # Only the settings below reach the server (unknown PATRON_* keys are rejected).
-    while read -r v; do unset "$v"; done < <(compgen -e | grep '^PATRON_' || true)
-    export PATRON_LISTEN=127.0.0.1:0
-    export PATRON_DATABASE_URL="$url"
-    export PATRON_WORKERS=1
-    export PATRON_REGISTRATION__RATE_LIMIT_PER_MINUTE=0
-    export RUST_LOG=warn
-    exec "${PIN_SERVER[@]}" "$BIN" serve
-  ) >>"$log" 2>&1 &
-  SERVER_PID=$!
-  ADDR=""
-  for _ in $(seq 1 300); do
-    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$log" >&2; die "$backend: server exited during start"; }
-    ADDR="$(sed -n 's#^patron listening on http://\([^ ]*\) .*#\1#p' "$log" | head -n1)"
-    if [[ -n "$ADDR" ]] && curl -fsS -o /dev/null "http://$ADDR/readyz" 2>/dev/null; then
-      return 0
-    fi
-    sleep 0.1
-  done
-  cat "$log" >&2
-  die "$backend: server not ready after 30s"
-}
+start_server() { start_patron "$OUT/server-$1.log" "$2"; }
 
 count_clients() {
   local backend="$1"

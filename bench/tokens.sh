@@ -28,7 +28,7 @@ FIXTURE_JOBS="${BENCH_FIXTURE_JOBS:-$(nproc)}"
 FIXTURE_GEN="${BENCH_FIXTURE_GEN:-python}"
 unset PATRON_BIN
 
-die() { echo "bench: $*" >&2; exit 1; }
+source "$BENCH_DIR/lib.sh"
 
 [[ "$DUR" =~ ^[1-9][0-9]*$ ]] || die "usage: bench/tokens.sh [duration_secs] (got '$DUR')"
 (( DUR <= 45 )) || die "duration must be at most 45 s: fixtures expire 60 s after generation"
@@ -65,19 +65,6 @@ SERVER_PID=""
 SERVER_DIR=""   # server working dir: database, patron.kek
 WORK_DIR=""     # agent file, fixtures (large; never kept)
 
-stop_server() {
-  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-      kill -0 "$SERVER_PID" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  SERVER_PID=""
-}
-
 cleanup() {
   stop_server
   if [[ -n "$SERVER_DIR" && -d "$SERVER_DIR" ]]; then rm -rf "$SERVER_DIR"; fi
@@ -87,40 +74,12 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- helpers
-rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo "?"; }
-hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo "?"; }
-mib() { [[ "$1" =~ ^[0-9]+$ ]] && awk -v k="$1" 'BEGIN {printf "%.1fMiB", k/1024}' || echo "?"; }
 now_ms() { date +%s%3N; }
 
 ADMIN_TOKEN="$(openssl rand -hex 24)"   # 48 chars; enables the admin API for this run only
 
 start_server() {
-  local log="$OUT/server-tokens.log"
-  : >"$log"
-  (
-    cd "$SERVER_DIR"
-    # Only the settings below reach the server (unknown PATRON_* keys are rejected).
-    while read -r v; do unset "$v"; done < <(compgen -e | grep '^PATRON_' || true)
-    export PATRON_LISTEN=127.0.0.1:0
-    export PATRON_DATABASE_URL="sqlite://$SERVER_DIR/patron.db"
-    export PATRON_WORKERS=1
-    export PATRON_REGISTRATION__RATE_LIMIT_PER_MINUTE=0
-    export PATRON_ADMIN_TOKEN="$ADMIN_TOKEN"
-    export RUST_LOG=warn
-    exec "${PIN_SERVER[@]}" "$BIN" serve
-  ) >>"$log" 2>&1 &
-  SERVER_PID=$!
-  ADDR=""
-  for _ in $(seq 1 300); do
-    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$log" >&2; die "server exited during start"; }
-    ADDR="$(sed -n 's#^patron listening on http://\([^ ]*\) .*#\1#p' "$log" | head -n1)"
-    if [[ -n "$ADDR" ]] && curl -fsS -o /dev/null "http://$ADDR/readyz" 2>/dev/null; then
-      return 0
-    fi
-    sleep 0.1
-  done
-  cat "$log" >&2
-  die "server not ready after 30s"
+  start_patron "$OUT/server-tokens.log" "sqlite://$SERVER_DIR/patron.db" "PATRON_ADMIN_TOKEN=$ADMIN_TOKEN"
 }
 
 # The CLI as a client of this server (admin and agent commands read these two variables).
