@@ -17,5 +17,6 @@ pub mod service;
 pub mod startup;
 pub mod state;
 pub mod store;
+pub mod sweep;
 pub mod telemetry;
 pub mod upstream;

@@ -4,8 +4,12 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
-/// Most addresses tracked before full buckets are evicted.
+use crate::sweep::SweepSchedule;
+
+/// Most addresses tracked at once (bounds memory).
 const MAX_TRACKED: usize = 100_000;
+/// Addresses tracked before full buckets are first swept.
+const SWEEP_AT: usize = 4_096;
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -18,7 +22,14 @@ struct Bucket {
 pub struct RateLimiter {
     rate_per_sec: f64,
     burst: f64,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    buckets: Mutex<Buckets>,
+}
+
+/// The buckets, swept of full ones on a [`SweepSchedule`].
+#[derive(Debug)]
+struct Buckets {
+    map: HashMap<IpAddr, Bucket>,
+    sweep: SweepSchedule,
 }
 
 impl RateLimiter {
@@ -27,7 +38,10 @@ impl RateLimiter {
         Self {
             rate_per_sec: f64::from(per_minute) / 60.0,
             burst: f64::from(burst.max(1)),
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(Buckets {
+                map: HashMap::new(),
+                sweep: SweepSchedule::new(SWEEP_AT),
+            }),
         }
     }
 
@@ -41,11 +55,20 @@ impl RateLimiter {
             // A poisoned lock means a panic elsewhere; fail open rather than refuse all.
             return Ok(());
         };
-        if buckets.len() >= MAX_TRACKED {
+        if buckets.sweep.due(buckets.map.len()) {
             let (rate, burst) = (self.rate_per_sec, self.burst);
-            buckets.retain(|_, b| b.tokens + (now - b.updated) * rate < burst);
+            buckets
+                .map
+                .retain(|_, b| b.tokens + (now - b.updated) * rate < burst);
+            if buckets.map.len() >= MAX_TRACKED {
+                // Memory stays bounded: so many active addresses at once (an address-spraying
+                // client) reset every bucket, which briefly lets each address start afresh.
+                buckets.map.clear();
+            }
+            let live = buckets.map.len();
+            buckets.sweep.swept(live);
         }
-        let b = buckets.entry(ip).or_insert(Bucket {
+        let b = buckets.map.entry(ip).or_insert(Bucket {
             tokens: self.burst,
             updated: now,
         });
@@ -76,6 +99,29 @@ mod tests {
         assert!(l.check(ip, 1.0).is_ok());
         // Another address has its own bucket.
         assert!(l.check("192.0.2.2".parse().unwrap(), 0.0).is_ok());
+    }
+
+    #[test]
+    fn memory_stays_bounded_when_many_addresses_are_active() {
+        let l = RateLimiter::new(1, 5);
+        let mut most = 0;
+        for i in 0..(3 * MAX_TRACKED as u32) {
+            let ip = IpAddr::from(std::net::Ipv6Addr::from(u128::from(i) << 64));
+            assert!(
+                l.check(ip, 0.0).is_ok(),
+                "a new address starts with a full bucket"
+            );
+            most = most.max(l.buckets.lock().unwrap().map.len());
+        }
+        assert!(most < 2 * MAX_TRACKED, "{most} addresses tracked");
+        // Below the bound, an active address keeps its bucket.
+        let l = RateLimiter::new(1, 1);
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        assert!(l.check(ip, 0.0).is_ok());
+        for i in 0..(2 * SWEEP_AT as u32) {
+            let _ = l.check(IpAddr::from(std::net::Ipv4Addr::from(i)), 0.0);
+        }
+        assert!(l.check(ip, 0.0).is_err(), "swept while still active");
     }
 
     #[test]

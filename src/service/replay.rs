@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::clock::UnixTime;
+use crate::sweep::SweepSchedule;
 
 /// A replay cache.
 pub trait ReplayCache: Send + Sync {
@@ -21,13 +22,36 @@ const SWEEP_AT: usize = 4096;
 
 /// In-memory replay cache, sharded to keep lock contention low.
 pub struct MemoryReplayCache {
-    shards: Vec<Mutex<HashMap<String, UnixTime>>>,
+    shards: Vec<Mutex<Shard>>,
+}
+
+/// One shard: identifiers with their expiry, swept of expired entries on a
+/// [`SweepSchedule`] (a shard full of live entries is not swept on every insert).
+struct Shard {
+    map: HashMap<String, UnixTime>,
+    sweep: SweepSchedule,
+}
+
+impl Shard {
+    fn new() -> Self {
+        Self {
+            map: HashMap::new(),
+            sweep: SweepSchedule::new(SWEEP_AT),
+        }
+    }
+
+    fn sweep_if_due(&mut self, now: UnixTime) {
+        if self.sweep.due(self.map.len()) {
+            self.map.retain(|_, exp| *exp > now);
+            self.sweep.swept(self.map.len());
+        }
+    }
 }
 
 impl Default for MemoryReplayCache {
     fn default() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::new())).collect(),
         }
     }
 }
@@ -48,16 +72,18 @@ impl ReplayCache for MemoryReplayCache {
             return false;
         };
         // A poisoned lock fails closed: the request is treated as a replay.
-        let Ok(mut map) = shard.lock() else {
+        let Ok(mut shard) = shard.lock() else {
             return false;
         };
-        if map.len() >= SWEEP_AT {
-            map.retain(|_, exp| *exp > now);
-        }
-        match map.get(key) {
+        shard.sweep_if_due(now);
+        match shard.map.get_mut(key) {
             Some(exp) if *exp > now => false,
-            _ => {
-                map.insert(key.to_owned(), expires_at);
+            Some(exp) => {
+                *exp = expires_at;
+                true
+            }
+            None => {
+                shard.map.insert(key.to_owned(), expires_at);
                 true
             }
         }
@@ -76,5 +102,44 @@ mod tests {
         assert!(c.first_use("b", 100, 50));
         // After expiry the entry no longer blocks (the JWT itself is expired by then).
         assert!(c.first_use("a", 200, 150));
+    }
+
+    #[test]
+    fn a_shard_full_of_live_entries_is_not_swept_on_every_insert() {
+        let mut shard = Shard::new();
+        for i in 0..SWEEP_AT {
+            shard.map.insert(format!("k{i}"), 1_000);
+        }
+        shard.sweep_if_due(10);
+        // Nothing expired: the next sweep waits until the shard has doubled.
+        assert_eq!(shard.map.len(), SWEEP_AT);
+        assert!(!shard.sweep.due(2 * SWEEP_AT - 1));
+        shard.map.insert("late".into(), 20);
+        shard.sweep_if_due(500);
+        assert_eq!(
+            shard.map.len(),
+            SWEEP_AT + 1,
+            "below the threshold: no sweep"
+        );
+        // Once everything has expired, a due sweep empties the shard and the threshold
+        // falls back to the floor.
+        for i in 0..SWEEP_AT {
+            shard.map.insert(format!("m{i}"), 20);
+        }
+        shard.sweep_if_due(2_000);
+        assert!(shard.map.is_empty());
+        assert!(shard.sweep.due(SWEEP_AT));
+    }
+
+    #[test]
+    fn many_live_entries_stay_single_use() {
+        let c = MemoryReplayCache::default();
+        let n = SHARDS * SWEEP_AT * 3;
+        for i in 0..n {
+            assert!(c.first_use(&format!("j{i}"), 1_000, 10));
+        }
+        for i in (0..n).step_by(97) {
+            assert!(!c.first_use(&format!("j{i}"), 1_000, 11), "j{i} replayed");
+        }
     }
 }
