@@ -129,6 +129,9 @@ impl Application {
             directory: Directory::default(),
             replay: Box::new(MemoryReplayCache::default()),
             revocations: Box::new(MemoryRevocationSet::default()),
+            verified_tokens: crate::jose::verified_tokens::VerifiedTokens::new(
+                config.validation.clock_skew_secs,
+            ),
             dpop_nonces,
             admin_addr: std::sync::OnceLock::new(),
             claim_limiter: crate::http::console::claim_limiter(),

@@ -45,6 +45,8 @@ pub struct AppState {
     pub directory: Directory,
     /// Single-use `jti`s (client assertions, DPoP proofs).
     pub replay: Box<dyn ReplayCache>,
+    /// Access tokens that passed verification, until they expire.
+    pub verified_tokens: crate::jose::verified_tokens::VerifiedTokens,
     /// Revoked token ids.
     pub revocations: Box<dyn RevocationSet>,
     /// DPoP server nonces.

@@ -69,7 +69,9 @@ async fn introspect_token(
     let who = caller(&req, &state);
     let body = form_pairs(&req, payload, MAX_FORM_BODY).await;
     let resp = token::introspect(&state, &who, headers(&req), body).await?;
-    Ok(no_store_json(resp.to_string()))
+    Ok(no_store_json(
+        serde_json::to_string(&resp).map_err(|_| OAuthError::server_error())?,
+    ))
 }
 
 /// `POST /revoke`.

@@ -128,6 +128,27 @@ pub fn verify(
     now: UnixTime,
     skew_secs: i64,
 ) -> Result<AccessTokenClaims, Reason> {
+    verify_keyed(token, keys, issuer, now, skew_secs).map(|(claims, _)| claims)
+}
+
+/// The key a token was verified with: its `kid` and `alg`, so that a cached verification
+/// can be dropped once that key leaves the published set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedWith {
+    /// The header's `kid`.
+    pub kid: Option<String>,
+    /// The header's `alg`.
+    pub alg: String,
+}
+
+/// [`verify`], also returning the key the token was verified with.
+pub fn verify_keyed(
+    token: &str,
+    keys: &PublicKeySet,
+    issuer: &str,
+    now: UnixTime,
+    skew_secs: i64,
+) -> Result<(AccessTokenClaims, VerifiedWith), Reason> {
     let expect = Expectations {
         typ: Some(ACCESS_TOKEN_TYP),
         issuer: Some(issuer),
@@ -138,12 +159,22 @@ pub fn verify(
         max_age: None,
         skew: skew_secs,
     };
-    let claims = profile::decode(token, &expect)?
-        .verify(keys, &expect, now)?
-        .0;
+    let unverified = profile::decode(token, &expect)?;
+    let with = VerifiedWith {
+        kid: unverified.unverified_kid().map(str::to_owned),
+        alg: unverified.unverified_alg().unwrap_or_default().to_owned(),
+    };
+    let claims = unverified.verify(keys, &expect, now)?.0;
     // A validly signed token of ours that does not fit the claim set can only come from
     // an incompatible version; treat it as malformed rather than trust part of it.
-    serde_json::from_value(Value::Object(claims)).map_err(|_| Reason::Malformed)
+    let claims = serde_json::from_value(Value::Object(claims)).map_err(|_| Reason::Malformed)?;
+    Ok((claims, with))
+}
+
+/// Whether verified claims are still within their lifetime at `now`: the one check of
+/// [`verify`] whose answer changes as time passes (RFC 7519 §4.1.4, with the same skew).
+pub fn still_unexpired(claims: &AccessTokenClaims, now: UnixTime, skew_secs: i64) -> bool {
+    now < claims.exp.saturating_add(skew_secs)
 }
 
 /// A fresh token identifier: 128 random bits, base64url (RFC 7519 §4.1.7 asks for a

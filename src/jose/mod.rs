@@ -8,3 +8,4 @@ pub mod jwks;
 pub mod keys;
 pub mod profile;
 pub mod software_statement;
+pub mod verified_tokens;

@@ -218,6 +218,11 @@ impl Unverified<'_> {
         self.header.get("kid").and_then(Value::as_str)
     }
 
+    /// The header's `alg`, as claimed by the presenter.
+    pub fn unverified_alg(&self) -> Option<&str> {
+        self.header.get("alg").and_then(Value::as_str)
+    }
+
     /// The claims, unverified: only for choosing which keys to verify with.
     pub fn unverified_claims(&self) -> &Map<String, Value> {
         &self.unverified_claims
@@ -230,11 +235,7 @@ impl Unverified<'_> {
         expect: &Expectations<'_>,
         now: UnixTime,
     ) -> Result<VerifiedClaims, Reason> {
-        let alg = self
-            .header
-            .get("alg")
-            .and_then(Value::as_str)
-            .ok_or(Reason::AlgNotAllowed)?;
+        let alg = self.unverified_alg().ok_or(Reason::AlgNotAllowed)?;
         let key = keys
             .find(self.unverified_kid(), alg)
             .ok_or(Reason::KidUnknown)?;

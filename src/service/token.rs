@@ -20,6 +20,7 @@ use crate::jose::dpop::{self, NonceCheck, ProofRequirements};
 use crate::jose::jwks::PublicKeySet;
 use crate::oauth::client_metadata::{GrantType, TokenEndpointAuthMethod};
 use crate::oauth::error::{ErrorKind, OAuthError};
+use crate::oauth::introspection::Introspection;
 use crate::oauth::scope;
 use crate::oauth::token_request::{
     self, ACCESS_TOKEN_TYPE, BodyCredentials, JWT_BEARER_ASSERTION, TokenRequest,
@@ -619,22 +620,18 @@ pub async fn validate_issued(
     state: &AppState,
     token: &str,
     now: UnixTime,
-) -> Result<(AccessTokenClaims, Arc<ClientRecord>), OAuthError> {
+) -> Result<(Arc<AccessTokenClaims>, Arc<ClientRecord>), OAuthError> {
     let ring = state.keys.ring();
-    let claims = access_token::verify(
-        token,
-        &ring.public,
-        &state.issuer,
-        now,
-        state.config.validation.clock_skew_secs,
-    )
-    .map_err(|r| {
-        err(
-            ErrorKind::InvalidGrant,
-            format!("subject_token: {}", r.description()),
-            r.as_str(),
-        )
-    })?;
+    let claims = state
+        .verified_tokens
+        .verify(token, &ring.public, &state.issuer, now)
+        .map_err(|r| {
+            err(
+                ErrorKind::InvalidGrant,
+                format!("subject_token: {}", r.description()),
+                r.as_str(),
+            )
+        })?;
     let revoked = std::iter::once(&claims.jti)
         .chain(claims.patron_chain.iter())
         .any(|j| state.revocations.is_revoked(j));
@@ -789,7 +786,7 @@ pub async fn introspect(
     caller: &Caller,
     headers: RequestHeaders,
     form: Result<Vec<(String, String)>, OAuthError>,
-) -> Result<Value, OAuthError> {
+) -> Result<Introspection, OAuthError> {
     let now = clock::now();
     let form = form?;
     let (creds, token) = auxiliary_form(&form)?;
@@ -815,7 +812,7 @@ pub async fn introspect(
         Ok(v) => v,
         Err(e) => {
             state.audit.record(ev.reason(e.reason()).detail("inactive"));
-            return Ok(json!({"active": false}));
+            return Ok(Introspection::inactive());
         }
     };
     // Only parties to the token may see it: its agent, its requester, or its skill.
@@ -835,28 +832,14 @@ pub async fn introspect(
                 .jti(&claims.jti)
                 .detail("inactive"),
         );
-        return Ok(json!({"active": false}));
+        return Ok(Introspection::inactive());
     }
     state.audit.record(
         ev.jti(&claims.jti)
             .audience(&claims.aud)
             .owner(Some(&claims.owner)),
     );
-    let mut out = match serde_json::to_value(&claims) {
-        Ok(Value::Object(m)) => m,
-        _ => return Err(OAuthError::server_error()),
-    };
-    out.remove("patron_chain");
-    out.insert("active".into(), json!(true));
-    out.insert(
-        "token_type".into(),
-        json!(if claims.cnf.is_some() {
-            "DPoP"
-        } else {
-            "Bearer"
-        }),
-    );
-    Ok(Value::Object(out))
+    Ok(Introspection::active(claims))
 }
 
 fn auxiliary_form(form: &[(String, String)]) -> Result<(BodyCredentials, String), OAuthError> {
@@ -916,13 +899,10 @@ pub async fn revoke(
     };
     let ev = ev.client(&auth.client.client_id);
     let ring = state.keys.ring();
-    let claims = match access_token::verify(
-        &token,
-        &ring.public,
-        &state.issuer,
-        now,
-        state.config.validation.clock_skew_secs,
-    ) {
+    let claims = match state
+        .verified_tokens
+        .verify(&token, &ring.public, &state.issuer, now)
+    {
         Ok(c) => c,
         Err(r) => {
             state

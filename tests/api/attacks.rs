@@ -495,6 +495,34 @@ fn exchanging_a_revoked_token_is_refused() {
 }
 
 #[test]
+fn a_subject_token_exchanged_before_is_refused_once_revoked_or_suspended() {
+    // The server remembers a verified subject token; revocation and the agent's state must
+    // still be checked on every use.
+    let (s, a) = setup();
+    let subject = a.agent_token(&s);
+    assert_eq!(a.exchange(&s, &subject, SKILL).status(), 200);
+    assert_eq!(a.exchange(&s, &subject, SKILL).status(), 200);
+    a.revoke(&s, &subject);
+    refused(
+        &s,
+        a.exchange(&s, &subject, SKILL),
+        400,
+        "invalid_grant",
+        "token_revoked",
+    );
+
+    let subject = a.agent_token(&s);
+    assert_eq!(a.exchange(&s, &subject, SKILL).status(), 200);
+    s.admin_ok(
+        "POST",
+        &format!("/admin/agents/{}/suspend", a.client_id),
+        None,
+    );
+    assert_oauth_error(a.exchange(&s, &subject, SKILL), 400, "unauthorized_client");
+    s.expect_refusals_audited("token.issue", "agent_suspended", 1);
+}
+
+#[test]
 fn a_tampered_subject_token_is_refused() {
     let (s, a) = setup();
     let subject = a.skill_token(&s, SKILL);
