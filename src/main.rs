@@ -13,6 +13,12 @@ use patron::startup::{Application, load_kek};
 use patron::store::{ConnectionManager, run_migrations};
 use patron::{cli, clock};
 
+// mimalloc: request handling allocates many small, short-lived buffers; glibc malloc spent
+// about 15% of a token request's CPU on them (see BENCHMARKS.md). Built with `no_thp`
+// (Cargo.toml) so that idle memory stays small.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Patron: an OAuth 2.0 authorization server for AI agents.
 #[derive(Parser)]
 #[command(version, about, long_about = None)]
