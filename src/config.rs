@@ -66,6 +66,15 @@ struct RawConfig {
     tokens: RawTokens,
     admin: RawAdmin,
     mail: RawMail,
+    replay: RawReplay,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReplay {
+    redis_url: Option<String>,
+    redis_prefix: String,
+    redis_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -268,6 +277,11 @@ impl Default for RawConfig {
             admin: RawAdmin {
                 token: None,
                 listen: None,
+            },
+            replay: RawReplay {
+                redis_url: None,
+                redis_prefix: "patron:".into(),
+                redis_timeout_ms: 500,
             },
         }
     }
@@ -616,6 +630,20 @@ pub struct Config {
     pub admin_token: Option<SecretString>,
     /// A separate address for the admin API; when set, `/admin/` answers only there.
     pub admin_listen: Option<SocketAddr>,
+    /// Where single-use `jti`s are remembered.
+    pub replay: ReplayConfig,
+}
+
+/// Where single-use identifiers (client assertion and DPoP proof `jti`s) are remembered.
+#[derive(Debug, Clone)]
+pub struct ReplayConfig {
+    /// A Redis server shared by all replicas (`redis://host:port/db`); in this process's
+    /// memory when unset, which protects one replica only.
+    pub redis_url: Option<String>,
+    /// Prefix of every key Patron writes to Redis.
+    pub redis_prefix: String,
+    /// Longest wait for Redis before a request is refused (`temporarily_unavailable`).
+    pub redis_timeout_ms: u64,
 }
 
 /// Maps short environment aliases to dotted setting paths.
@@ -928,6 +956,7 @@ impl RawConfig {
                 ));
             }
         }
+        let replay = validate_replay(&self.replay)?;
         let admin_token = match &self.admin.token {
             None => None,
             Some(t) if t.len() < 32 => {
@@ -1120,8 +1149,39 @@ impl RawConfig {
             tokens,
             admin_token,
             admin_listen,
+            replay,
         })
     }
+}
+
+fn validate_replay(raw: &RawReplay) -> Result<ReplayConfig, ConfigError> {
+    if let Some(url) = &raw.redis_url {
+        let parsed = Url::parse(url)
+            .map_err(|e| ConfigError::new("replay.redis_url", format!("not a URL: {e}")))?;
+        if parsed.scheme() != "redis" || parsed.host_str().is_none() {
+            return Err(ConfigError::new(
+                "replay.redis_url",
+                "must be a redis://host[:port][/db] URL (TLS to Redis is not supported)",
+            ));
+        }
+    }
+    if raw.redis_prefix.len() > 64 || raw.redis_prefix.chars().any(|c| c.is_whitespace()) {
+        return Err(ConfigError::new(
+            "replay.redis_prefix",
+            "must be at most 64 characters without spaces",
+        ));
+    }
+    if !(10..=10_000).contains(&raw.redis_timeout_ms) {
+        return Err(ConfigError::new(
+            "replay.redis_timeout_ms",
+            "must be between 10 and 10000",
+        ));
+    }
+    Ok(ReplayConfig {
+        redis_url: raw.redis_url.clone(),
+        redis_prefix: raw.redis_prefix.clone(),
+        redis_timeout_ms: raw.redis_timeout_ms,
+    })
 }
 
 fn parse_issuer(raw: &str) -> Result<Url, ConfigError> {
@@ -1208,6 +1268,31 @@ mod tests {
         assert_eq!(e.setting, "keys.algorithm");
         let e = load(&[("PATRON_KEY_ENCRYPTION_KEY", "c2hvcnQ=")]).unwrap_err();
         assert_eq!(e.setting, "keys.encryption_key");
+    }
+
+    #[test]
+    fn a_redis_replay_store_is_validated() {
+        let c = load(&[]).unwrap();
+        assert!(c.replay.redis_url.is_none(), "memory by default");
+        let c = load(&[("PATRON_REPLAY__REDIS_URL", "redis://127.0.0.1:6379/2")]).unwrap();
+        assert_eq!(
+            c.replay.redis_url.as_deref(),
+            Some("redis://127.0.0.1:6379/2")
+        );
+        assert_eq!(c.replay.redis_prefix, "patron:");
+        for bad in [
+            "rediss://cache.example",
+            "http://cache.example",
+            "redis://",
+            "cache:6379",
+        ] {
+            let e = load(&[("PATRON_REPLAY__REDIS_URL", bad)]).unwrap_err();
+            assert_eq!(e.setting, "replay.redis_url", "{bad}");
+        }
+        let e = load(&[("PATRON_REPLAY__REDIS_PREFIX", "a b")]).unwrap_err();
+        assert_eq!(e.setting, "replay.redis_prefix");
+        let e = load(&[("PATRON_REPLAY__REDIS_TIMEOUT_MS", "0")]).unwrap_err();
+        assert_eq!(e.setting, "replay.redis_timeout_ms");
     }
 
     #[test]

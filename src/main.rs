@@ -414,7 +414,7 @@ fn agent(args: AgentArgs) -> anyhow::Result<()> {
 
 fn serve(config: Config) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
-        let app = Application::build(config)?;
+        let app = Application::build(config).await?;
         match app.admin_addr() {
             Some(admin) => println!(
                 "patron listening on http://{} (issuer {}; admin API on http://{admin})",

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 
 use crate::audit::AuditLog;
 use crate::clock;
-use crate::config::{Config, KeyEncryptionKeySource, issuer_string};
+use crate::config::{Config, KeyEncryptionKeySource, ReplayConfig, issuer_string};
 use crate::crypto::SecretVerifier;
 use crate::jose::jwks::PublicKeySet;
 use crate::jose::keys::KeyEncryptionKey;
@@ -23,7 +23,8 @@ use crate::ratelimit::RateLimiter;
 use crate::service::directory::Directory;
 use crate::service::keys::KeyService;
 use crate::service::registration;
-use crate::service::replay::MemoryReplayCache;
+use crate::service::replay::{MemoryReplayCache, ReplayCache};
+use crate::service::replay_redis::RedisReplayCache;
 use crate::service::revocation::MemoryRevocationSet;
 use crate::service::token::{self as token_service, DpopNonces};
 use crate::state::AppState;
@@ -58,9 +59,23 @@ pub struct Application {
     state: web::Data<AppState>,
 }
 
+/// The replay cache the configuration asks for: Redis when `replay.redis_url` is set (and
+/// reachable at start), otherwise this process's memory.
+async fn open_replay_cache(config: &ReplayConfig) -> anyhow::Result<Box<dyn ReplayCache>> {
+    let Some(url) = &config.redis_url else {
+        return Ok(Box::new(MemoryReplayCache::default()));
+    };
+    let timeout = Duration::from_millis(config.redis_timeout_ms);
+    let cache = RedisReplayCache::connect(url, &config.redis_prefix, timeout)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach Redis at replay.redis_url: {e}"))?;
+    tracing::info!(prefix = %config.redis_prefix, "replay cache in Redis");
+    Ok(Box::new(cache))
+}
+
 impl Application {
     /// Opens storage, loads keys, binds the listener and prepares the server.
-    pub fn build(config: Config) -> anyhow::Result<Self> {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
         let store = Store::open(&config.database_url, config.pool_size, config.writers)
             .context("cannot open the database (database.url)")?;
         let kek = load_kek(&config)?;
@@ -127,7 +142,7 @@ impl Application {
             publishers,
             secrets: Arc::new(SecretVerifier::default()),
             directory: Directory::default(),
-            replay: Box::new(MemoryReplayCache::default()),
+            replay: open_replay_cache(&config.replay).await?,
             revocations: Box::new(MemoryRevocationSet::default()),
             verified_tokens: crate::jose::verified_tokens::VerifiedTokens::new(
                 config.validation.clock_skew_secs,

@@ -7,6 +7,7 @@ pub mod directory;
 pub mod keys;
 pub mod registration;
 pub mod replay;
+pub mod replay_redis;
 pub mod revocation;
 pub mod suspicion;
 pub mod token;

@@ -1,19 +1,31 @@
 //! Single-use identifiers (client assertion and DPoP proof `jti`s): the first use wins,
 //! every later use within the identifier's lifetime is a replay.
 //!
-//! Behind a small trait so that a shared store (Redis) can serve several replicas without
-//! touching the callers; the in-memory implementation serves one node.
+//! Behind a small trait so that a shared store serves several replicas without touching the
+//! callers: [`MemoryReplayCache`] protects one process, [`super::replay_redis`] every
+//! replica that shares a Redis server.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Mutex;
 
 use crate::clock::UnixTime;
 use crate::sweep::SweepSchedule;
 
+/// The replay store could not answer (a shared store is down or slow). Callers refuse the
+/// request: accepting it could accept a replay.
+#[derive(Debug, thiserror::Error)]
+#[error("the replay store is unavailable: {0}")]
+pub struct ReplayStoreError(pub String);
+
+/// What [`ReplayCache::first_use`] returns.
+pub type FirstUse<'a> = Pin<Box<dyn Future<Output = Result<bool, ReplayStoreError>> + Send + 'a>>;
+
 /// A replay cache.
 pub trait ReplayCache: Send + Sync {
-    /// Records `key` until `expires_at`; returns `false` if it was already recorded.
-    fn first_use(&self, key: &str, expires_at: UnixTime, now: UnixTime) -> bool;
+    /// Records `key` until `expires_at`; answers `false` if it was already recorded.
+    fn first_use<'a>(&'a self, key: &'a str, expires_at: UnixTime, now: UnixTime) -> FirstUse<'a>;
 }
 
 const SHARDS: usize = 16;
@@ -67,7 +79,14 @@ fn shard_of(key: &str) -> usize {
 }
 
 impl ReplayCache for MemoryReplayCache {
-    fn first_use(&self, key: &str, expires_at: UnixTime, now: UnixTime) -> bool {
+    fn first_use<'a>(&'a self, key: &'a str, expires_at: UnixTime, now: UnixTime) -> FirstUse<'a> {
+        Box::pin(std::future::ready(Ok(self.record(key, expires_at, now))))
+    }
+}
+
+impl MemoryReplayCache {
+    /// Records `key` until `expires_at`; `false` if it was already recorded.
+    pub fn record(&self, key: &str, expires_at: UnixTime, now: UnixTime) -> bool {
         let Some(shard) = self.shards.get(shard_of(key)) else {
             return false;
         };
@@ -97,11 +116,11 @@ mod tests {
     #[test]
     fn the_second_use_within_the_lifetime_is_a_replay() {
         let c = MemoryReplayCache::default();
-        assert!(c.first_use("a", 100, 10));
-        assert!(!c.first_use("a", 100, 50));
-        assert!(c.first_use("b", 100, 50));
+        assert!(c.record("a", 100, 10));
+        assert!(!c.record("a", 100, 50));
+        assert!(c.record("b", 100, 50));
         // After expiry the entry no longer blocks (the JWT itself is expired by then).
-        assert!(c.first_use("a", 200, 150));
+        assert!(c.record("a", 200, 150));
     }
 
     #[test]
@@ -136,10 +155,10 @@ mod tests {
         let c = MemoryReplayCache::default();
         let n = SHARDS * SWEEP_AT * 3;
         for i in 0..n {
-            assert!(c.first_use(&format!("j{i}"), 1_000, 10));
+            assert!(c.record(&format!("j{i}"), 1_000, 10));
         }
         for i in (0..n).step_by(97) {
-            assert!(!c.first_use(&format!("j{i}"), 1_000, 11), "j{i} replayed");
+            assert!(!c.record(&format!("j{i}"), 1_000, 11), "j{i} replayed");
         }
     }
 }

@@ -208,7 +208,7 @@ pub async fn authenticate_client(
             // RFC 7523 §3: single use for the assertion's lifetime.
             let key = format!("ca:{}:{}", client.client_id, verified.jti);
             let until = verified.exp + state.config.validation.clock_skew_secs;
-            if !state.replay.first_use(&key, until, now) {
+            if !first_use(state, &key, until, now).await? {
                 return Err(invalid_client(
                     "the client assertion was already used",
                     "jti_replayed",
@@ -263,8 +263,26 @@ async fn client_keys(
     })
 }
 
+/// Records a single-use identifier; `Ok(false)` for a replay. A replay store that cannot
+/// answer refuses the request (`temporarily_unavailable`) rather than risk a replay.
+async fn first_use(
+    state: &AppState,
+    key: &str,
+    until: UnixTime,
+    now: UnixTime,
+) -> Result<bool, OAuthError> {
+    state.replay.first_use(key, until, now).await.map_err(|e| {
+        tracing::error!(error = %e, "replay store failed");
+        OAuthError::new(
+            ErrorKind::TemporarilyUnavailable,
+            "the server is temporarily unavailable; retry shortly",
+            "replay_store_unavailable",
+        )
+    })
+}
+
 /// Checks the DPoP proof, if any, and returns the key thumbprint it proves.
-fn check_dpop(
+async fn check_dpop(
     state: &AppState,
     headers: &RequestHeaders,
     htu: &str,
@@ -311,7 +329,7 @@ fn check_dpop(
     let until = verified.iat
         + state.config.tokens.dpop_max_age_secs
         + 2 * state.config.validation.clock_skew_secs;
-    if !state.replay.first_use(&key, until, now) {
+    if !first_use(state, &key, until, now).await? {
         return Err(err(
             ErrorKind::InvalidDpopProof,
             "the DPoP proof was already used",
@@ -450,7 +468,7 @@ async fn token_inner(
     let auth = authenticate_client(state, headers, &creds, &endpoint, now).await?;
     let client = auth.client;
     *client_id_out = Some(client.client_id.clone());
-    let jkt = check_dpop(state, headers, &endpoint, now)?;
+    let jkt = check_dpop(state, headers, &endpoint, now).await?;
     let owner = require_active(&client)?;
     match request {
         TokenRequest::ClientCredentials { resource, scope } => {

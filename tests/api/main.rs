@@ -24,5 +24,6 @@ mod mail;
 mod management;
 mod ops;
 mod registration;
+mod replicas;
 mod software_statements;
 mod tokens;

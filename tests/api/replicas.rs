@@ -1,0 +1,249 @@
+//! Several replicas: two `patron serve` processes sharing one database and, for single-use
+//! identifiers, one Redis server (`replay.redis_url`). A client assertion or DPoP proof used
+//! at one replica is refused at the other. Each test starts its own `redis-server` on a free
+//! port, so that stopping it harms no one else.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::helpers::{
+    ADMIN, Agent, JWT_BEARER, OWNER, SKILL, TestServer, assert_oauth_error, dpop_claims,
+    dpop_proof_with, form, now, unique,
+};
+
+/// Every replica's issuer: tokens, assertions and proofs name it, whichever replica serves.
+const ISSUER: &str = "http://127.0.0.1:9";
+/// Every replica's key-encryption key (they share the signing keys in the database).
+const KEK: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+/// A private `redis-server` on a free loopback port, stopped on drop.
+struct RedisServer {
+    child: Child,
+    port: u16,
+}
+
+impl RedisServer {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "this test needs redis-server on PATH ({e}); install the Debian package \
+                     redis-server (.ci/run does)"
+                )
+            });
+        let r = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !r.answers_ping() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        r
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn answers_ping(&self) -> bool {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut buf = [0u8; 7];
+        s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+    }
+
+    /// The number of keys Redis holds.
+    fn dbsize(&self) -> u64 {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("redis");
+        s.write_all(b"DBSIZE\r\n").expect("write");
+        let mut buf = [0u8; 32];
+        let n = s.read(&mut buf).expect("read");
+        let reply = std::str::from_utf8(&buf[..n]).expect("utf-8");
+        reply
+            .trim()
+            .strip_prefix(':')
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected DBSIZE reply {reply:?}"))
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A replica with the shared issuer and key-encryption key; on `database` when given (the
+/// first replica's), otherwise on a fresh database; with `redis` as its replay store.
+fn replica(database: Option<&str>, redis: Option<&RedisServer>) -> TestServer {
+    let mut b = TestServer::builder()
+        .env("PATRON_ISSUER", ISSUER)
+        .env("PATRON_KEY_ENCRYPTION_KEY", KEK)
+        .env("PATRON_ADMIN_TOKEN", ADMIN);
+    if let Some(url) = database {
+        b = b.env("PATRON_DATABASE_URL", url);
+    }
+    if let Some(r) = redis {
+        b = b.env("PATRON_REPLAY__REDIS_URL", &r.url());
+    }
+    b.start()
+}
+
+/// An assertion of `a` for the shared issuer, with a fresh `jti`.
+fn assertion(a: &Agent) -> String {
+    let t = now();
+    a.key.sign(
+        json!({"alg": "ES256", "kid": "k1"}),
+        json!({"iss": a.client_id, "sub": a.client_id, "aud": ISSUER,
+               "exp": t + 60, "iat": t, "jti": unique()}),
+    )
+}
+
+/// A DPoP proof of `a` for the shared token endpoint, with a fresh `jti`.
+fn proof(a: &Agent) -> String {
+    dpop_proof_with(&a.dpop_key, dpop_claims("POST", &format!("{ISSUER}/token")))
+}
+
+fn token(s: &TestServer, assertion: &str, proof: &str) -> reqwest::blocking::Response {
+    let mut f = form(&[("grant_type", "client_credentials"), ("resource", SKILL)]);
+    f.push(("client_assertion_type".into(), JWT_BEARER.into()));
+    f.push(("client_assertion".into(), assertion.to_owned()));
+    s.post_form("/token", &f, Some(proof))
+}
+
+/// Two replicas on one database, and an agent approved for [`SKILL`].
+fn two_replicas(redis: Option<&RedisServer>) -> (TestServer, TestServer, Agent) {
+    let a = replica(None, redis);
+    let b = replica(Some(a.db.url()), redis);
+    a.add_skill(SKILL, "read", 120, false, None);
+    let agent = Agent::register(&a);
+    agent.approve(&a, OWNER, json!({SKILL: "read"}));
+    (a, b, agent)
+}
+
+#[test]
+fn an_assertion_or_proof_used_at_one_replica_is_refused_at_another() {
+    let redis = RedisServer::start();
+    let (a, b, agent) = two_replicas(Some(&redis));
+
+    let used_assertion = assertion(&agent);
+    let used_proof = proof(&agent);
+    let r = token(&a, &used_assertion, &used_proof);
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap_or_default());
+    assert_eq!(redis.dbsize(), 2, "one key per identifier");
+
+    // The same assertion at the other replica (with a fresh proof).
+    assert_oauth_error(
+        token(&b, &used_assertion, &proof(&agent)),
+        401,
+        "invalid_client",
+    );
+    // (b's audit events land in the shared database, which a's handle reads.)
+    a.expect_refusal_audited("token.issue", "jti_replayed");
+    // The same proof at the other replica (with a fresh assertion).
+    assert_oauth_error(
+        token(&b, &assertion(&agent), &used_proof),
+        400,
+        "invalid_dpop_proof",
+    );
+    a.expect_refusal_audited("token.issue", "dpop_jti_replayed");
+    // Fresh ones work at either replica, and a token from one is good at the other.
+    let r = token(&b, &assertion(&agent), &proof(&agent));
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap_or_default());
+    let issued: serde_json::Value = r.json().unwrap();
+    assert_eq!(issued["token_type"], "DPoP");
+    let mut f = form(&[("token", issued["access_token"].as_str().unwrap())]);
+    f.push(("client_assertion_type".into(), JWT_BEARER.into()));
+    f.push(("client_assertion".into(), assertion(&agent)));
+    let info: serde_json::Value = a.post_form("/introspect", &f, None).json().unwrap();
+    assert_eq!(info["active"], true, "{info}");
+}
+
+#[test]
+fn without_redis_each_replica_remembers_only_its_own_identifiers() {
+    // The control for the test above: in memory, replay protection holds per replica only,
+    // which is why several replicas need replay.redis_url.
+    let (a, b, agent) = two_replicas(None);
+    let used_assertion = assertion(&agent);
+    let used_proof = proof(&agent);
+    assert_eq!(token(&a, &used_assertion, &used_proof).status(), 200);
+    assert_oauth_error(
+        token(&a, &used_assertion, &proof(&agent)),
+        401,
+        "invalid_client",
+    );
+    assert_eq!(token(&b, &used_assertion, &used_proof).status(), 200);
+}
+
+#[test]
+fn when_redis_stops_answering_requests_are_refused_not_waved_through() {
+    let mut redis = RedisServer::start();
+    let s = replica(None, Some(&redis));
+    s.add_skill(SKILL, "read", 120, false, None);
+    let agent = Agent::register(&s);
+    agent.approve(&s, OWNER, json!({SKILL: "read"}));
+    assert_eq!(token(&s, &assertion(&agent), &proof(&agent)).status(), 200);
+
+    redis.stop();
+    let body = assert_oauth_error(
+        token(&s, &assertion(&agent), &proof(&agent)),
+        503,
+        "temporarily_unavailable",
+    );
+    assert!(body["error_description"].as_str().is_some());
+    s.expect_refusal_audited("token.issue", "replay_store_unavailable");
+    // Requests that need no replay check still work.
+    assert_eq!(
+        s.http.get(s.url("/jwks.json")).send().unwrap().status(),
+        200
+    );
+}
+
+#[test]
+fn a_replica_refuses_to_start_without_its_redis() {
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let db = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_patron"))
+        .arg("serve")
+        .current_dir(db.path())
+        .env_clear()
+        .env("PATRON_LISTEN", "127.0.0.1:0")
+        .env("PATRON_DATABASE_URL", "sqlite://patron.db")
+        .env(
+            "PATRON_REPLAY__REDIS_URL",
+            format!("redis://127.0.0.1:{dead_port}"),
+        )
+        .output()
+        .expect("run patron");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot reach Redis at replay.redis_url"),
+        "stderr: {stderr}"
+    );
+}
