@@ -15,6 +15,8 @@
 #   BENCH_FIXTURE_GEN   python (default: bench/fixtures.py, from one CLI sample line) or cli
 #                       (`patron agent bench-fixtures` for every line; ~700 lines/s per process)
 #   BENCH_FIXTURE_JOBS  parallel fixture generators (default: nproc; the server is idle then)
+#   BENCH_REDIS_URL     when set, the server keeps single-use jtis in this Redis
+#                       (replay.redis_url, as several replicas would); in memory otherwise
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -78,8 +80,11 @@ now_ms() { date +%s%3N; }
 
 ADMIN_TOKEN="$(openssl rand -hex 24)"   # 48 chars; enables the admin API for this run only
 
+REDIS_URL="${BENCH_REDIS_URL:-}"
 start_server() {
-  start_patron "$OUT/server-tokens.log" "sqlite://$SERVER_DIR/patron.db" "PATRON_ADMIN_TOKEN=$ADMIN_TOKEN"
+  local extra=()
+  [[ -n "$REDIS_URL" ]] && extra+=("PATRON_REPLAY__REDIS_URL=$REDIS_URL" "PATRON_REPLAY__REDIS_PREFIX=bench-$$:")
+  start_patron "$OUT/server-tokens.log" "sqlite://$SERVER_DIR/patron.db" "PATRON_ADMIN_TOKEN=$ADMIN_TOKEN" "${extra[@]}"
 }
 
 # The CLI as a client of this server (admin and agent commands read these two variables).
@@ -231,6 +236,7 @@ $(wrk_field "$out" non200) $(wrk_field "$out" sockerr) $fx $gen $srv_cpu $other_
   echo "binary:  $BIN ($(date -u -r "$BIN" +%Y-%m-%dT%H:%M:%SZ))"
   echo "commit:  $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
   echo "pinning: server '${PIN_SERVER[*]:-none}', wrk '${PIN_WRK[*]:-none}'; duration ${DUR}s; conns $CONNS"
+  echo "replay:  ${REDIS_URL:-in memory}"
   echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min); other heavy processes: $(other_load)"
   echo "raw output: $OUT"
 } | tee "$OUT/machine-tokens.txt"
@@ -331,7 +337,7 @@ EXCHANGE_BOUND="$(bound 3)"
 # ---------------------------------------------------------------- summary
 {
   echo
-  echo "=== summary (${DUR}s per run; SQLite; server: 1 worker on CPU 0; wrk -t1 on CPU 1)"
+  echo "=== summary (${DUR}s per run; SQLite; replay cache ${REDIS_URL:-in memory}; server: 1 worker on CPU 0; wrk -t1 on CPU 1)"
   printf '%-10s %5s %10s %9s %9s %8s %7s %24s %6s %7s %7s %6s\n' \
     scenario conns req/s p50 p99 non-200 sockerr fixtures-used/made gen srv-cpu oth-cpu heavy
   for row in "${SUMMARY[@]}"; do

@@ -9,6 +9,8 @@
 //! A Redis error or a reply slower than `replay.redis_timeout_ms` is a
 //! [`ReplayStoreError`]: the request is refused, never waved through.
 
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -20,10 +22,22 @@ use crate::clock::UnixTime;
 use crate::service::replay::{FirstUse, ReplayCache, ReplayStoreError};
 
 /// The Redis-backed replay cache.
+///
+/// Each HTTP worker thread opens its own connection on first use: a connection's I/O task
+/// then runs on the thread that sends the commands, instead of every command waking another
+/// thread and back (which cost more than the round trip itself).
 pub struct RedisReplayCache {
-    conn: ConnectionManager,
+    id: usize,
+    client: redis::Client,
     prefix: String,
     timeout: Duration,
+}
+
+static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread's connection, tagged with the id of the cache it belongs to.
+    static CONNECTION: RefCell<Option<(usize, ConnectionManager)>> = const { RefCell::new(None) };
 }
 
 /// The Redis key for a replay-cache identifier.
@@ -47,7 +61,7 @@ impl RedisReplayCache {
     /// Connects to `url` (checked with a `PING`), giving up after `timeout`.
     pub async fn connect(url: &str, prefix: &str, timeout: Duration) -> Result<Self, String> {
         let client = redis::Client::open(url).map_err(|e| e.to_string())?;
-        let mut conn = tokio::time::timeout(timeout, ConnectionManager::new(client))
+        let mut conn = tokio::time::timeout(timeout, client.get_multiplexed_async_connection())
             .await
             .map_err(|_| format!("no answer within {} ms", timeout.as_millis()))?
             .map_err(|e| e.to_string())?;
@@ -59,33 +73,56 @@ impl RedisReplayCache {
             return Err(format!("unexpected answer to PING: {pong}"));
         }
         Ok(Self {
-            conn,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            client,
             prefix: prefix.to_owned(),
             timeout,
         })
+    }
+
+    /// This thread's connection, opened on first use. The connection reconnects by itself
+    /// after Redis restarts.
+    async fn connection(&self) -> Result<ConnectionManager, ReplayStoreError> {
+        let existing = CONNECTION.with(|c| {
+            c.borrow()
+                .as_ref()
+                .filter(|(id, _)| *id == self.id)
+                .map(|(_, conn)| conn.clone())
+        });
+        if let Some(conn) = existing {
+            return Ok(conn);
+        }
+        let conn = ConnectionManager::new(self.client.clone())
+            .await
+            .map_err(|e| ReplayStoreError(e.to_string()))?;
+        CONNECTION.with(|c| *c.borrow_mut() = Some((self.id, conn.clone())));
+        Ok(conn)
+    }
+
+    async fn set_once(&self, key: String, ttl: u64) -> Result<bool, ReplayStoreError> {
+        let mut conn = self.connection().await?;
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key).arg(1).arg("NX").arg("EX").arg(ttl);
+        let reply: Option<String> = cmd
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| ReplayStoreError(e.to_string()))?;
+        Ok(reply.is_some())
     }
 }
 
 impl ReplayCache for RedisReplayCache {
     fn first_use<'a>(&'a self, key: &'a str, expires_at: UnixTime, now: UnixTime) -> FirstUse<'a> {
         Box::pin(async move {
-            let mut conn = self.conn.clone();
-            let mut cmd = redis::cmd("SET");
-            cmd.arg(redis_key(&self.prefix, key))
-                .arg(1)
-                .arg("NX")
-                .arg("EX")
-                .arg(ttl_secs(expires_at, now));
-            match tokio::time::timeout(self.timeout, cmd.query_async::<Option<String>>(&mut conn))
+            let set = self.set_once(redis_key(&self.prefix, key), ttl_secs(expires_at, now));
+            tokio::time::timeout(self.timeout, set)
                 .await
-            {
-                Ok(Ok(reply)) => Ok(reply.is_some()),
-                Ok(Err(e)) => Err(ReplayStoreError(e.to_string())),
-                Err(_) => Err(ReplayStoreError(format!(
-                    "no answer within {} ms",
-                    self.timeout.as_millis()
-                ))),
-            }
+                .unwrap_or_else(|_| {
+                    Err(ReplayStoreError(format!(
+                        "no answer within {} ms",
+                        self.timeout.as_millis()
+                    )))
+                })
         })
     }
 }
