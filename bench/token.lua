@@ -10,6 +10,14 @@
 --                        the assertion goes into the body, the proof into the DPoP header.
 --                        Lines are single use (the server refuses replayed jti).
 --   TOKEN_AUTHORIZATION  optional Authorization header value (e.g. "Basic ...").
+--   TOKEN_RATE, TOKEN_CONNS
+--                        optional pacing: aim for TOKEN_RATE requests/s in total over
+--                        TOKEN_CONNS connections. Each connection waits an exponentially
+--                        distributed think time (mean TOKEN_CONNS / TOKEN_RATE s) before
+--                        each request, so arrivals are roughly Poisson and the server is
+--                        loaded but not saturated; the achieved rate is a little lower than
+--                        the target (the think time comes on top of the response time).
+--                        Without them every connection sends its next request at once.
 --
 -- Without fixtures every request is the same (static body and headers).
 --
@@ -39,7 +47,15 @@ local body_pre, body_post -- template split at "{A}"
 local static_req = nil
 local last_req = nil
 
+local mean_think_ms = nil -- pacing (see TOKEN_RATE)
+
 function init(args)
+  local rate = tonumber(os.getenv("TOKEN_RATE") or "")
+  local conns = tonumber(os.getenv("TOKEN_CONNS") or "")
+  if rate and rate > 0 and conns and conns > 0 then
+    mean_think_ms = 1000 * conns / rate
+    math.randomseed(os.time())
+  end
   non200 = 0
   statuses = {}
   first_error = nil
@@ -71,6 +87,13 @@ function init(args)
     body_post = string.sub(template, t + 1)
   else
     static_req = wrk.format(nil, nil, nil, template)
+  end
+end
+
+if os.getenv("TOKEN_RATE") and os.getenv("TOKEN_RATE") ~= "" then
+  function delay()
+    if not mean_think_ms then return 0 end
+    return math.floor(-mean_think_ms * math.log(1 - math.random()))
   end
 end
 

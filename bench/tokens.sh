@@ -15,6 +15,10 @@
 #   BENCH_FIXTURE_GEN   python (default: bench/fixtures.py, from one CLI sample line) or cli
 #                       (`patron agent bench-fixtures` for every line; ~700 lines/s per process)
 #   BENCH_FIXTURE_JOBS  parallel fixture generators (default: nproc; the server is idle then)
+#   BENCH_PACED_RATE    after the saturating runs, the grant and the exchange once more at
+#                       this offered rate (requests/s in total) over BENCH_PACED_CONNS
+#                       connections (default 4200 over 64; 0 skips): latency of a loaded
+#                       server that is not saturated
 #   BENCH_REDIS_URL     when set, the server keeps single-use jtis in this Redis
 #                       (replay.redis_url, as several replicas would); in memory otherwise
 set -euo pipefail
@@ -28,6 +32,8 @@ OUT="${BENCH_OUT:-}"
 FIXTURE_RATE="${BENCH_FIXTURE_RATE:-8000}"
 FIXTURE_JOBS="${BENCH_FIXTURE_JOBS:-$(nproc)}"
 FIXTURE_GEN="${BENCH_FIXTURE_GEN:-python}"
+PACED_RATE="${BENCH_PACED_RATE:-4200}"
+PACED_CONNS="${BENCH_PACED_CONNS:-64}"
 unset PATRON_BIN
 
 source "$BENCH_DIR/lib.sh"
@@ -36,6 +42,8 @@ source "$BENCH_DIR/lib.sh"
 (( DUR <= 45 )) || die "duration must be at most 45 s: fixtures expire 60 s after generation"
 [[ "$FIXTURE_RATE" =~ ^[1-9][0-9]*$ ]] || die "BENCH_FIXTURE_RATE must be a positive integer"
 [[ "$FIXTURE_JOBS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_FIXTURE_JOBS must be a positive integer"
+[[ "$PACED_RATE" =~ ^[0-9]+$ ]] || die "BENCH_PACED_RATE must be a non-negative integer"
+[[ "$PACED_CONNS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_PACED_CONNS must be a positive integer"
 case "$FIXTURE_GEN" in
   python) python3 -c 'import cryptography' 2>/dev/null \
     || die "bench/fixtures.py needs python3 with the 'cryptography' package (or set BENCH_FIXTURE_GEN=cli)" ;;
@@ -188,9 +196,10 @@ secret_skill_token() {
 
 SUMMARY=()   # rows: scenario conns rps p50 p99 non200 sockerr fixtures gen_secs srv_cpu other_cpu heavy_procs
 
-# run_scenario NAME CONNS PATH BODY AUTH FIXTURES
+# run_scenario NAME CONNS PATH BODY AUTH FIXTURES [RATE]
+# With RATE, token.lua paces the connections to about RATE requests/s in total.
 run_scenario() {
-  local name="$1" conns="$2" path="$3" body="$4" auth="$5" fixtures="$6"
+  local name="$1" conns="$2" path="$3" body="$4" auth="$5" fixtures="$6" rate="${7:-}"
   local out="$OUT/wrk-tokens-$name-c$conns.txt"
   local args=(-t1 "-c$conns" "-d${DUR}s" --latency -s "$BENCH_DIR/token.lua")
   local load_before load_after b0 t0 s0 b1 t1 s1 wrk_cpu
@@ -200,6 +209,7 @@ run_scenario() {
   {
     TIMEFORMAT='%3U %3S'
     time TOKEN_BODY="$body" TOKEN_AUTHORIZATION="$auth" TOKEN_FIXTURES="" \
+      TOKEN_RATE="$rate" TOKEN_CONNS="$conns" \
       "${PIN_WRK[@]}" wrk "${args[@]}" "http://$ADDR$path" ${fixtures:+-- "$fixtures"} >"$out" 2>&1
   } 2>"$out.cpu"
   b1="$(cpu_busy)"; t1="$(cpu_total)"; s1="$(server_cpu)"
@@ -320,6 +330,17 @@ for conns in $CONNS; do
   run_scenario introspect "$conns" /introspect "token=$(uri "$itoken")" "$SECRET_AUTH" ""
 done
 
+if (( PACED_RATE > 0 )); then
+  echo
+  echo "=== paced: about $PACED_RATE requests/s offered over $PACED_CONNS connections"
+  COUNT=$(( DUR * PACED_RATE * 5 / 4 ))
+  gen_fixtures "$COUNT" "$WORK_DIR/grant.tsv"
+  run_scenario "grant@$PACED_RATE" "$PACED_CONNS" /token "$GRANT_BODY" "" "$WORK_DIR/grant.tsv" "$PACED_RATE"
+  subject="$(agent_token)"
+  gen_fixtures "$COUNT" "$WORK_DIR/exchange.tsv"
+  run_scenario "exchange@$PACED_RATE" "$PACED_CONNS" /token "$(exchange_body "$subject")" "" "$WORK_DIR/exchange.tsv" "$PACED_RATE"
+fi
+
 kill -0 "$SERVER_PID" 2>/dev/null || die "server died during the run (see $OUT/server-tokens.log)"
 MEMORY="idle $idle, after load $(mib "$(rss_kib "$SERVER_PID")"), peak $(mib "$(hwm_kib "$SERVER_PID")")"
 stop_server
@@ -349,6 +370,7 @@ EXCHANGE_BOUND="$(bound 3)"
   echo "exchange:   RFC 8693 token exchange of a DPoP-bound agent token, private_key_jwt + DPoP + resource"
   echo "secret:     client_credentials, client_secret_basic + resource (no DPoP)"
   echo "introspect: POST /introspect of a skill token, client_secret_basic"
+  echo "NAME@RATE:  the same, paced by token.lua to about RATE requests/s offered (not saturated)"
   echo "non-200: counted by token.lua. fixtures: lines used / generated / ok or EXHAUSTED."
   echo "gen: time to generate that run's fixtures (before the run, while the server is idle)."
   echo "srv-cpu: the server's CPU time (all its threads) in % of its one core; near 100% = CPU-bound."
