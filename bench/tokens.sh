@@ -20,7 +20,7 @@
 #                       connections (default 4200 over 64; 0 skips): latency of a loaded
 #                       server that is not saturated
 #   BENCH_REDIS_URL     when set, the server keeps single-use jtis in this Redis
-#                       (replay.redis_url, as several replicas would); in memory otherwise
+#                       (redis.url, as several replicas would); in memory otherwise
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -91,7 +91,7 @@ ADMIN_TOKEN="$(openssl rand -hex 24)"   # 48 chars; enables the admin API for th
 REDIS_URL="${BENCH_REDIS_URL:-}"
 start_server() {
   local extra=()
-  [[ -n "$REDIS_URL" ]] && extra+=("PATRON_REPLAY__REDIS_URL=$REDIS_URL" "PATRON_REPLAY__REDIS_PREFIX=bench-$$:")
+  [[ -n "$REDIS_URL" ]] && extra+=("PATRON_REDIS__URL=$REDIS_URL" "PATRON_REDIS__PREFIX=bench-$$:")
   start_patron "$OUT/server-tokens.log" "sqlite://$SERVER_DIR/patron.db" "PATRON_ADMIN_TOKEN=$ADMIN_TOKEN" "${extra[@]}"
 }
 

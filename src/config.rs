@@ -66,15 +66,15 @@ struct RawConfig {
     tokens: RawTokens,
     admin: RawAdmin,
     mail: RawMail,
-    replay: RawReplay,
+    redis: RawRedis,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawReplay {
-    redis_url: Option<String>,
-    redis_prefix: String,
-    redis_timeout_ms: u64,
+struct RawRedis {
+    url: Option<String>,
+    prefix: String,
+    timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -86,6 +86,7 @@ struct RawTokens {
     dpop_max_age_secs: u64,
     dpop_require_nonce: bool,
     assertion_max_lifetime_secs: u64,
+    revocation_sync_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -273,15 +274,16 @@ impl Default for RawConfig {
                 dpop_max_age_secs: 300,
                 dpop_require_nonce: false,
                 assertion_max_lifetime_secs: 600,
+                revocation_sync_secs: 1,
             },
             admin: RawAdmin {
                 token: None,
                 listen: None,
             },
-            replay: RawReplay {
-                redis_url: None,
-                redis_prefix: "patron:".into(),
-                redis_timeout_ms: 500,
+            redis: RawRedis {
+                url: None,
+                prefix: "patron:".into(),
+                timeout_ms: 500,
             },
         }
     }
@@ -485,6 +487,8 @@ pub struct TokensConfig {
     pub dpop_require_nonce: bool,
     /// Longest accepted client assertion lifetime (`exp - now`).
     pub assertion_max_lifetime_secs: i64,
+    /// How often revocations recorded by other replicas are loaded from the database.
+    pub revocation_sync_secs: u64,
 }
 
 /// Which kind of upstream identity provider.
@@ -630,20 +634,22 @@ pub struct Config {
     pub admin_token: Option<SecretString>,
     /// A separate address for the admin API; when set, `/admin/` answers only there.
     pub admin_listen: Option<SocketAddr>,
-    /// Where single-use `jti`s are remembered.
-    pub replay: ReplayConfig,
+    /// State shared by replicas.
+    pub redis: RedisConfig,
 }
 
-/// Where single-use identifiers (client assertion and DPoP proof `jti`s) are remembered.
+/// A Redis server shared by all replicas: single-use identifiers (client assertion and
+/// DPoP proof `jti`s) and notices of revocations and changed clients.
 #[derive(Debug, Clone)]
-pub struct ReplayConfig {
-    /// A Redis server shared by all replicas (`redis://host:port/db`); in this process's
-    /// memory when unset, which protects one replica only.
-    pub redis_url: Option<String>,
-    /// Prefix of every key Patron writes to Redis.
-    pub redis_prefix: String,
+pub struct RedisConfig {
+    /// `redis://host:port/db`. Unset: identifiers are remembered in this process's memory,
+    /// which protects one replica only, and other replicas learn of changes from the
+    /// database within a second.
+    pub url: Option<String>,
+    /// Prefix of every key and channel Patron uses in Redis.
+    pub prefix: String,
     /// Longest wait for Redis before a request is refused (`temporarily_unavailable`).
-    pub redis_timeout_ms: u64,
+    pub timeout_ms: u64,
 }
 
 /// Maps short environment aliases to dotted setting paths.
@@ -941,6 +947,15 @@ impl RawConfig {
                 "tokens.assertion_max_lifetime_secs",
                 self.tokens.assertion_max_lifetime_secs,
             )?,
+            revocation_sync_secs: match self.tokens.revocation_sync_secs {
+                s @ 1..=3600 => s,
+                _ => {
+                    return Err(ConfigError::new(
+                        "tokens.revocation_sync_secs",
+                        "must be between 1 and 3600",
+                    ));
+                }
+            },
         };
         for (setting, ttl) in [
             ("tokens.agent_ttl_secs", tokens.agent_ttl_secs),
@@ -956,7 +971,7 @@ impl RawConfig {
                 ));
             }
         }
-        let replay = validate_replay(&self.replay)?;
+        let redis = validate_redis(&self.redis)?;
         let admin_token = match &self.admin.token {
             None => None,
             Some(t) if t.len() < 32 => {
@@ -1149,38 +1164,38 @@ impl RawConfig {
             tokens,
             admin_token,
             admin_listen,
-            replay,
+            redis,
         })
     }
 }
 
-fn validate_replay(raw: &RawReplay) -> Result<ReplayConfig, ConfigError> {
-    if let Some(url) = &raw.redis_url {
+fn validate_redis(raw: &RawRedis) -> Result<RedisConfig, ConfigError> {
+    if let Some(url) = &raw.url {
         let parsed = Url::parse(url)
-            .map_err(|e| ConfigError::new("replay.redis_url", format!("not a URL: {e}")))?;
+            .map_err(|e| ConfigError::new("redis.url", format!("not a URL: {e}")))?;
         if parsed.scheme() != "redis" || parsed.host_str().is_none() {
             return Err(ConfigError::new(
-                "replay.redis_url",
+                "redis.url",
                 "must be a redis://host[:port][/db] URL (TLS to Redis is not supported)",
             ));
         }
     }
-    if raw.redis_prefix.len() > 64 || raw.redis_prefix.chars().any(|c| c.is_whitespace()) {
+    if raw.prefix.len() > 64 || raw.prefix.chars().any(|c| c.is_whitespace()) {
         return Err(ConfigError::new(
-            "replay.redis_prefix",
+            "redis.prefix",
             "must be at most 64 characters without spaces",
         ));
     }
-    if !(10..=10_000).contains(&raw.redis_timeout_ms) {
+    if !(10..=10_000).contains(&raw.timeout_ms) {
         return Err(ConfigError::new(
-            "replay.redis_timeout_ms",
+            "redis.timeout_ms",
             "must be between 10 and 10000",
         ));
     }
-    Ok(ReplayConfig {
-        redis_url: raw.redis_url.clone(),
-        redis_prefix: raw.redis_prefix.clone(),
-        redis_timeout_ms: raw.redis_timeout_ms,
+    Ok(RedisConfig {
+        url: raw.url.clone(),
+        prefix: raw.prefix.clone(),
+        timeout_ms: raw.timeout_ms,
     })
 }
 
@@ -1271,28 +1286,25 @@ mod tests {
     }
 
     #[test]
-    fn a_redis_replay_store_is_validated() {
+    fn the_shared_redis_is_validated() {
         let c = load(&[]).unwrap();
-        assert!(c.replay.redis_url.is_none(), "memory by default");
-        let c = load(&[("PATRON_REPLAY__REDIS_URL", "redis://127.0.0.1:6379/2")]).unwrap();
-        assert_eq!(
-            c.replay.redis_url.as_deref(),
-            Some("redis://127.0.0.1:6379/2")
-        );
-        assert_eq!(c.replay.redis_prefix, "patron:");
+        assert!(c.redis.url.is_none(), "memory by default");
+        let c = load(&[("PATRON_REDIS__URL", "redis://127.0.0.1:6379/2")]).unwrap();
+        assert_eq!(c.redis.url.as_deref(), Some("redis://127.0.0.1:6379/2"));
+        assert_eq!(c.redis.prefix, "patron:");
         for bad in [
             "rediss://cache.example",
             "http://cache.example",
             "redis://",
             "cache:6379",
         ] {
-            let e = load(&[("PATRON_REPLAY__REDIS_URL", bad)]).unwrap_err();
-            assert_eq!(e.setting, "replay.redis_url", "{bad}");
+            let e = load(&[("PATRON_REDIS__URL", bad)]).unwrap_err();
+            assert_eq!(e.setting, "redis.url", "{bad}");
         }
-        let e = load(&[("PATRON_REPLAY__REDIS_PREFIX", "a b")]).unwrap_err();
-        assert_eq!(e.setting, "replay.redis_prefix");
-        let e = load(&[("PATRON_REPLAY__REDIS_TIMEOUT_MS", "0")]).unwrap_err();
-        assert_eq!(e.setting, "replay.redis_timeout_ms");
+        let e = load(&[("PATRON_REDIS__PREFIX", "a b")]).unwrap_err();
+        assert_eq!(e.setting, "redis.prefix");
+        let e = load(&[("PATRON_REDIS__TIMEOUT_MS", "0")]).unwrap_err();
+        assert_eq!(e.setting, "redis.timeout_ms");
     }
 
     #[test]

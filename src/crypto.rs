@@ -12,8 +12,10 @@
 //! and a constant-time comparison. SHA-256 is a sound verifier for a 256-bit random
 //! secret (brute force is infeasible); argon2id protects the copy at rest. The digest is
 //! primed at registration (the server holds the plaintext then) and dropped whenever the
-//! client's secret changes or the client is deleted. A wrong secret never enters the
-//! cache, so failed attempts always pay the argon2id price.
+//! client's secret changes or the client is deleted. Each remembered digest is bound to the
+//! stored argon2id hash it was checked against, so a secret replaced through another
+//! replica stops working here as soon as this replica sees the new hash. A wrong secret
+//! never enters the cache, so failed attempts always pay the argon2id price.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -93,14 +95,34 @@ pub fn verify_secret_slow(secret: &str, phc: &str) -> bool {
 /// See the module documentation for why this is safe.
 #[derive(Default)]
 pub struct SecretVerifier {
-    verified: RwLock<HashMap<String, [u8; 32]>>,
+    verified: RwLock<HashMap<String, Known>>,
+}
+
+/// A secret known to be right: its SHA-256 digest, and the stored hash it matched.
+struct Known {
+    secret: [u8; 32],
+    phc: Box<str>,
+}
+
+impl Known {
+    fn matches(&self, digest: &[u8; 32], phc: &str) -> bool {
+        // The stored hash is not secret; the digest comparison is constant-time.
+        &*self.phc == phc && constant_time_eq(&self.secret, digest)
+    }
 }
 
 impl SecretVerifier {
-    /// Remembers a secret that is known to be right (at registration).
-    pub fn prime(&self, client_id: &str, secret: &str) {
+    /// Remembers a secret that is known to be right (at registration), with its stored
+    /// argon2id hash.
+    pub fn prime(&self, client_id: &str, secret: &str, phc: &str) {
         if let Ok(mut map) = self.verified.write() {
-            map.insert(client_id.to_owned(), sha256(secret.as_bytes()));
+            map.insert(
+                client_id.to_owned(),
+                Known {
+                    secret: sha256(secret.as_bytes()),
+                    phc: phc.into(),
+                },
+            );
         }
     }
 
@@ -111,17 +133,15 @@ impl SecretVerifier {
         }
     }
 
-    /// The fast path alone: whether `secret` matches a digest remembered for the client.
-    /// `false` means "not known", not "wrong": fall back to [`verify`](Self::verify).
-    pub fn verify_fast(&self, client_id: &str, secret: &str) -> bool {
+    /// The fast path alone: whether `secret` matches a digest remembered for the client
+    /// and its current stored hash `phc`. `false` means "not known", not "wrong": fall back
+    /// to [`verify`](Self::verify).
+    pub fn verify_fast(&self, client_id: &str, secret: &str, phc: &str) -> bool {
         let digest = sha256(secret.as_bytes());
         self.verified
             .read()
             .ok()
-            .and_then(|map| {
-                map.get(client_id)
-                    .map(|known| constant_time_eq(known, &digest))
-            })
+            .and_then(|map| map.get(client_id).map(|known| known.matches(&digest, phc)))
             .unwrap_or(false)
     }
 
@@ -131,7 +151,7 @@ impl SecretVerifier {
         let digest = sha256(secret.as_bytes());
         if let Ok(map) = self.verified.read() {
             if let Some(known) = map.get(client_id) {
-                if constant_time_eq(known, &digest) {
+                if known.matches(&digest, phc) {
                     return (true, true);
                 }
             }
@@ -139,7 +159,13 @@ impl SecretVerifier {
         let ok = verify_secret_slow(secret, phc);
         if ok {
             if let Ok(mut map) = self.verified.write() {
-                map.insert(client_id.to_owned(), digest);
+                map.insert(
+                    client_id.to_owned(),
+                    Known {
+                        secret: digest,
+                        phc: phc.into(),
+                    },
+                );
             }
         }
         (ok, false)
@@ -191,8 +217,25 @@ mod tests {
     #[test]
     fn primed_secrets_skip_argon2() {
         let v = SecretVerifier::default();
-        v.prime("c2", "s3cret");
+        v.prime("c2", "s3cret", "not-a-phc");
         assert_eq!(v.verify("c2", "s3cret", "not-a-phc"), (true, true));
+        assert!(v.verify_fast("c2", "s3cret", "not-a-phc"));
         assert_eq!(v.verify("c2", "other", "not-a-phc"), (false, false));
+    }
+
+    #[test]
+    fn a_remembered_secret_stops_working_once_the_stored_hash_changes() {
+        // Another replica replaced the secret: this replica's cache still holds the old
+        // one, but the directory now hands over the new hash.
+        let old = random_token("patron_cs_");
+        let new = random_token("patron_cs_");
+        let (old_phc, new_phc) = (hash_secret(&old).unwrap(), hash_secret(&new).unwrap());
+        let v = SecretVerifier::default();
+        assert_eq!(v.verify("c3", &old, &old_phc), (true, false));
+        assert!(v.verify_fast("c3", &old, &old_phc));
+        assert!(!v.verify_fast("c3", &old, &new_phc));
+        assert_eq!(v.verify("c3", &old, &new_phc), (false, false));
+        assert_eq!(v.verify("c3", &new, &new_phc), (true, false));
+        assert_eq!(v.verify("c3", &new, &new_phc), (true, true));
     }
 }

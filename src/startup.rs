@@ -11,7 +11,7 @@ use anyhow::Context as _;
 
 use crate::audit::AuditLog;
 use crate::clock;
-use crate::config::{Config, KeyEncryptionKeySource, ReplayConfig, issuer_string};
+use crate::config::{Config, KeyEncryptionKeySource, RedisConfig, issuer_string};
 use crate::crypto::SecretVerifier;
 use crate::jose::jwks::PublicKeySet;
 use crate::jose::keys::KeyEncryptionKey;
@@ -22,8 +22,10 @@ use crate::outbound::Fetcher;
 use crate::ratelimit::RateLimiter;
 use crate::service::directory::Directory;
 use crate::service::keys::KeyService;
+use crate::service::peers::{self, Peers};
+use crate::service::redis_link::RedisLink;
 use crate::service::registration;
-use crate::service::replay::{MemoryReplayCache, ReplayCache};
+use crate::service::replay::MemoryReplayCache;
 use crate::service::replay_redis::RedisReplayCache;
 use crate::service::revocation::MemoryRevocationSet;
 use crate::service::token::{self as token_service, DpopNonces};
@@ -59,18 +61,17 @@ pub struct Application {
     state: web::Data<AppState>,
 }
 
-/// The replay cache the configuration asks for: Redis when `replay.redis_url` is set (and
-/// reachable at start), otherwise this process's memory.
-async fn open_replay_cache(config: &ReplayConfig) -> anyhow::Result<Box<dyn ReplayCache>> {
-    let Some(url) = &config.redis_url else {
-        return Ok(Box::new(MemoryReplayCache::default()));
+/// The shared Redis, when `redis.url` is set; it must answer at start.
+async fn open_redis(config: &RedisConfig) -> anyhow::Result<Option<Arc<RedisLink>>> {
+    let Some(url) = &config.url else {
+        return Ok(None);
     };
-    let timeout = Duration::from_millis(config.redis_timeout_ms);
-    let cache = RedisReplayCache::connect(url, &config.redis_prefix, timeout)
+    let timeout = Duration::from_millis(config.timeout_ms);
+    let link = RedisLink::open(url, &config.prefix, timeout)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot reach Redis at replay.redis_url: {e}"))?;
-    tracing::info!(prefix = %config.redis_prefix, "replay cache in Redis");
-    Ok(Box::new(cache))
+        .map_err(|e| anyhow::anyhow!("cannot reach Redis at redis.url: {e}"))?;
+    tracing::info!(prefix = %config.prefix, "replay cache and replica notices in Redis");
+    Ok(Some(Arc::new(link)))
 }
 
 impl Application {
@@ -127,6 +128,7 @@ impl Application {
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?,
         );
+        let redis = open_redis(&config.redis).await?;
         let state = web::Data::new(AppState {
             issuer,
             store,
@@ -142,7 +144,11 @@ impl Application {
             publishers,
             secrets: Arc::new(SecretVerifier::default()),
             directory: Directory::default(),
-            replay: open_replay_cache(&config.replay).await?,
+            replay: match &redis {
+                Some(link) => Box::new(RedisReplayCache::new(link.clone())),
+                None => Box::new(MemoryReplayCache::default()),
+            },
+            peers: Peers::new(redis.clone()),
             revocations: Box::new(MemoryRevocationSet::default()),
             verified_tokens: crate::jose::verified_tokens::VerifiedTokens::new(
                 config.validation.clock_skew_secs,
@@ -219,11 +225,13 @@ impl Application {
         let purge_task = actix_web::rt::spawn(purge_pending(state.clone()));
         let revocation_task = actix_web::rt::spawn(sync_revocations(state.clone()));
         let digest_task = actix_web::rt::spawn(suspicion_digests(state.clone()));
+        let notices_task = actix_web::rt::spawn(peers::listen(state.clone()));
         let result = self.server.await;
         keys_task.abort();
         purge_task.abort();
         revocation_task.abort();
         digest_task.abort();
+        notices_task.abort();
         let flushed = state.audit.flush(Duration::from_secs(10));
         tracing::info!(audit_flushed = flushed, "patron stopped");
         result.context("server failed")
@@ -278,10 +286,12 @@ async fn purge_pending(state: web::Data<AppState>) {
     }
 }
 
-/// Pulls revocations made by any replica into memory every second.
+/// Pulls revocations made by any replica into memory every `tokens.revocation_sync_secs`
+/// (a safety net when Redis notices are configured, the only path otherwise).
 async fn sync_revocations(state: web::Data<AppState>) {
     let mut since = 0;
-    let mut tick = actix_web::rt::time::interval(Duration::from_secs(1));
+    let every = Duration::from_secs(state.config.tokens.revocation_sync_secs);
+    let mut tick = actix_web::rt::time::interval(every);
     loop {
         tick.tick().await;
         let started = clock::now();

@@ -47,6 +47,8 @@ pub struct AppState {
     pub replay: Box<dyn ReplayCache>,
     /// Access tokens that passed verification, until they expire.
     pub verified_tokens: crate::jose::verified_tokens::VerifiedTokens,
+    /// Notices to and from other replicas.
+    pub peers: crate::service::peers::Peers,
     /// Revoked token ids.
     pub revocations: Box<dyn RevocationSet>,
     /// DPoP server nonces.

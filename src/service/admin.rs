@@ -7,6 +7,7 @@ use crate::audit::{AuditEvent, Outcome};
 use crate::clock::{self, UnixTime};
 use crate::oauth::error::{ErrorKind, OAuthError};
 use crate::oauth::scope;
+use crate::service::peers::{self, Notice};
 use crate::service::registration::Caller;
 use crate::service::store_failure;
 use crate::state::AppState;
@@ -200,7 +201,7 @@ async fn put_skill_inner(
         .write(move |c| skills::upsert(c, &r))
         .await
         .map_err(store_failure)?;
-    state.directory.forget_skills();
+    peers::announce(state, Notice::Skills).await;
     Ok(row)
 }
 
@@ -287,7 +288,7 @@ async fn approve_inner(
     if !found {
         return Err(not_found("no such agent", "client_unknown"));
     }
-    state.directory.forget_client(client_id);
+    peers::announce(state, Notice::Client(client_id.to_owned())).await;
     Ok(
         json!({"client_id": client_id, "owner": owner, "owner_status": "active", "grants": n_grants}),
     )
@@ -336,7 +337,7 @@ pub async fn set_suspended(
         }
     }
     .await;
-    state.directory.forget_client(client_id);
+    peers::announce(state, Notice::Client(client_id.to_owned())).await;
     let event = if suspend {
         "agent.suspend"
     } else {
@@ -370,7 +371,7 @@ pub async fn revoke_all(
         Ok(json!({"owner": owner, "tokens_revoked_before": now}))
     }
     .await;
-    state.directory.forget_all_clients();
+    peers::announce(state, Notice::AllClients).await;
     state
         .audit
         .record(audit(caller, "owner.revoke_all", &result).owner(Some(owner)));

@@ -6,6 +6,7 @@ use crate::audit::{AuditEvent, Outcome};
 use crate::clock::{self, UnixTime};
 use crate::crypto;
 use crate::oauth::error::{ErrorKind, OAuthError};
+use crate::service::peers::{self, Notice};
 use crate::service::registration::Caller;
 use crate::service::store_failure;
 use crate::state::AppState;
@@ -411,7 +412,7 @@ pub async fn set_grants(
         })
         .await
         .map_err(store_failure)?;
-    state.directory.forget_client(client_id);
+    peers::announce(state, Notice::Client(client_id.to_owned())).await;
     state.audit.record(
         AuditEvent::new("agent.grants", Outcome::Success)
             .client(client_id)

@@ -5,6 +5,8 @@ pub mod admin;
 pub mod console;
 pub mod directory;
 pub mod keys;
+pub mod peers;
+pub mod redis_link;
 pub mod registration;
 pub mod replay;
 pub mod replay_redis;

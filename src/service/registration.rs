@@ -16,6 +16,7 @@ use crate::jose::software_statement::StatementError;
 use crate::mail::Notification;
 use crate::oauth::client_metadata::{self, ClientMetadata, MetadataErrorCode};
 use crate::oauth::error::{ErrorKind, OAuthError};
+use crate::service::peers::{self, Notice};
 use crate::service::store_failure;
 use crate::state::AppState;
 use crate::store::models::clients::{self, ClientRow, ClientStatus, NewClient};
@@ -400,8 +401,8 @@ async fn register_inner(
         }
     };
 
-    if let Some(secret) = &secrets.client_secret {
-        state.secrets.prime(&client_id, secret);
+    if let (Some(secret), Some(phc)) = (&secrets.client_secret, &row.client_secret_hash) {
+        state.secrets.prime(&client_id, secret, phc);
     }
     let mut info = client_information(state, &row)?;
     info.insert(
@@ -702,9 +703,9 @@ async fn update_inner(
             )
         })?;
     state.secrets.forget(client_id);
-    state.directory.forget_client(client_id);
-    if let Some(s) = &new_secret {
-        state.secrets.prime(client_id, s);
+    peers::announce(state, Notice::Client(client_id.to_owned())).await;
+    if let (Some(s), Some(phc)) = (&new_secret, &updated.client_secret_hash) {
+        state.secrets.prime(client_id, s, phc);
     }
     let mut info = client_information(state, &updated)?;
     if let Some(s) = new_secret {
@@ -760,7 +761,7 @@ pub async fn remove_client(state: &AppState, client_id: &str) -> Result<bool, OA
         .await
         .map_err(store_failure)?;
     state.secrets.forget(client_id);
-    state.directory.forget_client(client_id);
+    peers::announce(state, Notice::Client(client_id.to_owned())).await;
     Ok(removed)
 }
 

@@ -26,6 +26,7 @@ use crate::oauth::token_request::{
     self, ACCESS_TOKEN_TYPE, BodyCredentials, JWT_BEARER_ASSERTION, TokenRequest,
 };
 use crate::service::directory::ClientRecord;
+use crate::service::peers::{self, Notice};
 use crate::service::registration::Caller;
 use crate::service::store_failure;
 use crate::state::AppState;
@@ -173,7 +174,7 @@ pub async fn authenticate_client(
                 .or_else(|| creds.client_secret.clone())
                 .unwrap_or_default();
             let phc = client.secret_hash.clone().unwrap_or_default();
-            let ok = if state.secrets.verify_fast(&client.client_id, &secret) {
+            let ok = if state.secrets.verify_fast(&client.client_id, &secret, &phc) {
                 true
             } else {
                 // argon2id only on the first success per process, and on every failure.
@@ -944,7 +945,11 @@ pub async fn revoke(
         .write(move |c| revoked_tokens::insert(c, &jti, Some(&cid), exp, now))
         .await
         .map_err(store_failure)?;
-    state.revocations.insert(&claims.jti, claims.exp);
+    let revoked = Notice::Revoked {
+        jti: claims.jti.clone(),
+        exp: claims.exp,
+    };
+    peers::announce(state, revoked).await;
     state.audit.record(
         ev.jti(&claims.jti)
             .audience(&claims.aud)

@@ -1,7 +1,7 @@
-//! Several replicas: two `patron serve` processes sharing one database and, for single-use
-//! identifiers, one Redis server (`replay.redis_url`). A client assertion or DPoP proof used
-//! at one replica is refused at the other. Each test starts its own `redis-server` on a free
-//! port, so that stopping it harms no one else.
+//! Several replicas: two `patron serve` processes sharing one database and one Redis server
+//! (`redis.url`). A client assertion or DPoP proof used at one replica is refused at the
+//! other, and a revocation at one is seen by the other at once. Each test starts its own
+//! `redis-server` on a free port, so that stopping it harms no one else.
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
@@ -96,17 +96,20 @@ impl Drop for RedisServer {
 }
 
 /// A replica with the shared issuer and key-encryption key; on `database` when given (the
-/// first replica's), otherwise on a fresh database; with `redis` as its replay store.
+/// first replica's), otherwise on a fresh database; with `redis` as its shared store.
+/// Revocations reach it through the database only once an hour, so that a test sees what
+/// Redis notices do.
 fn replica(database: Option<&str>, redis: Option<&RedisServer>) -> TestServer {
     let mut b = TestServer::builder()
         .env("PATRON_ISSUER", ISSUER)
         .env("PATRON_KEY_ENCRYPTION_KEY", KEK)
-        .env("PATRON_ADMIN_TOKEN", ADMIN);
+        .env("PATRON_ADMIN_TOKEN", ADMIN)
+        .env("PATRON_TOKENS__REVOCATION_SYNC_SECS", "3600");
     if let Some(url) = database {
         b = b.env("PATRON_DATABASE_URL", url);
     }
     if let Some(r) = redis {
-        b = b.env("PATRON_REPLAY__REDIS_URL", &r.url());
+        b = b.env("PATRON_REDIS__URL", &r.url());
     }
     b.start()
 }
@@ -124,6 +127,35 @@ fn assertion(a: &Agent) -> String {
 /// A DPoP proof of `a` for the shared token endpoint, with a fresh `jti`.
 fn proof(a: &Agent) -> String {
     dpop_proof_with(&a.dpop_key, dpop_claims("POST", &format!("{ISSUER}/token")))
+}
+
+/// Form fields authenticating `a` with a fresh assertion for the shared issuer.
+fn authenticated(a: &Agent, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut f = form(extra);
+    f.push(("client_assertion_type".into(), JWT_BEARER.into()));
+    f.push(("client_assertion".into(), assertion(a)));
+    f
+}
+
+/// `POST /introspect` at `s` by `a`.
+fn introspect(s: &TestServer, a: &Agent, token: &str) -> serde_json::Value {
+    let r = s.post_form("/introspect", &authenticated(a, &[("token", token)]), None);
+    assert_eq!(r.status(), 200);
+    r.json().unwrap()
+}
+
+/// `POST /revoke` at `s` by `a`.
+fn revoke(s: &TestServer, a: &Agent, token: &str) {
+    let r = s.post_form("/revoke", &authenticated(a, &[("token", token)]), None);
+    assert_eq!(r.status(), 200);
+}
+
+/// A skill token of `a` from `s`.
+fn skill_token(s: &TestServer, a: &Agent) -> String {
+    let r = token(s, &assertion(a), &proof(a));
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().unwrap();
+    v["access_token"].as_str().unwrap().to_owned()
 }
 
 fn token(s: &TestServer, assertion: &str, proof: &str) -> reqwest::blocking::Response {
@@ -174,17 +206,47 @@ fn an_assertion_or_proof_used_at_one_replica_is_refused_at_another() {
     assert_eq!(r.status(), 200, "{}", r.text().unwrap_or_default());
     let issued: serde_json::Value = r.json().unwrap();
     assert_eq!(issued["token_type"], "DPoP");
-    let mut f = form(&[("token", issued["access_token"].as_str().unwrap())]);
-    f.push(("client_assertion_type".into(), JWT_BEARER.into()));
-    f.push(("client_assertion".into(), assertion(&agent)));
-    let info: serde_json::Value = a.post_form("/introspect", &f, None).json().unwrap();
+    let info = introspect(&a, &agent, issued["access_token"].as_str().unwrap());
     assert_eq!(info["active"], true, "{info}");
+}
+
+#[test]
+fn a_revocation_at_one_replica_is_seen_at_the_other_at_once() {
+    let redis = RedisServer::start();
+    let (a, b, agent) = two_replicas(Some(&redis));
+    let t = skill_token(&a, &agent);
+    // b has verified and cached the token.
+    assert_eq!(introspect(&b, &agent, &t)["active"], true);
+    revoke(&a, &agent, &t);
+    assert_eq!(introspect(&a, &agent, &t)["active"], false);
+    // b learns of it from a's notice (its database sync runs once an hour here). The
+    // notice travels asynchronously, so allow it a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while introspect(&b, &agent, &t)["active"] == true {
+        assert!(
+            Instant::now() < deadline,
+            "b still reports the revoked token active"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn without_redis_a_revocation_reaches_other_replicas_through_the_database_only() {
+    // The control for the test above: with the database sync once an hour and no Redis,
+    // b keeps answering from what it knew.
+    let (a, b, agent) = two_replicas(None);
+    let t = skill_token(&a, &agent);
+    assert_eq!(introspect(&b, &agent, &t)["active"], true);
+    revoke(&a, &agent, &t);
+    assert_eq!(introspect(&a, &agent, &t)["active"], false);
+    assert_eq!(introspect(&b, &agent, &t)["active"], true);
 }
 
 #[test]
 fn without_redis_each_replica_remembers_only_its_own_identifiers() {
     // The control for the test above: in memory, replay protection holds per replica only,
-    // which is why several replicas need replay.redis_url.
+    // which is why several replicas need redis.url.
     let (a, b, agent) = two_replicas(None);
     let used_assertion = assertion(&agent);
     let used_proof = proof(&agent);
@@ -235,7 +297,7 @@ fn a_replica_refuses_to_start_without_its_redis() {
         .env("PATRON_LISTEN", "127.0.0.1:0")
         .env("PATRON_DATABASE_URL", "sqlite://patron.db")
         .env(
-            "PATRON_REPLAY__REDIS_URL",
+            "PATRON_REDIS__URL",
             format!("redis://127.0.0.1:{dead_port}"),
         )
         .output()
@@ -243,7 +305,7 @@ fn a_replica_refuses_to_start_without_its_redis() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("cannot reach Redis at replay.redis_url"),
+        stderr.contains("cannot reach Redis at redis.url"),
         "stderr: {stderr}"
     );
 }
