@@ -38,12 +38,14 @@ fn headers(req: &HttpRequest) -> RequestHeaders {
     }
 }
 
-fn no_store_json(body: String) -> HttpResponse {
-    HttpResponse::Ok()
+/// `value` as a JSON 200 that no cache may store (RFC 6749 §5.1).
+fn no_store_json(value: &impl serde::Serialize) -> Result<HttpResponse, HttpError> {
+    let body = serde_json::to_string(value).map_err(|_| OAuthError::server_error())?;
+    Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
         .content_type("application/json")
-        .body(body)
+        .body(body))
 }
 
 /// `POST /token`.
@@ -55,9 +57,7 @@ async fn issue_token(
     let who = caller(&req, &state);
     let body = form_pairs(&req, payload, MAX_FORM_BODY).await;
     let resp = token::token(&state, &who, headers(&req), body).await?;
-    Ok(no_store_json(
-        serde_json::to_string(&resp).map_err(|_| OAuthError::server_error())?,
-    ))
+    no_store_json(&resp)
 }
 
 /// `POST /introspect`.
@@ -69,9 +69,7 @@ async fn introspect_token(
     let who = caller(&req, &state);
     let body = form_pairs(&req, payload, MAX_FORM_BODY).await;
     let resp = token::introspect(&state, &who, headers(&req), body).await?;
-    Ok(no_store_json(
-        serde_json::to_string(&resp).map_err(|_| OAuthError::server_error())?,
-    ))
+    no_store_json(&resp)
 }
 
 /// `POST /revoke`.
