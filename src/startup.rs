@@ -25,7 +25,7 @@ use crate::service::keys::KeyService;
 use crate::service::peers::{self, Peers};
 use crate::service::redis_link::RedisLink;
 use crate::service::registration;
-use crate::service::replay::MemoryReplayCache;
+use crate::service::replay::{MemoryReplayCache, ReplayCache};
 use crate::service::replay_redis::RedisReplayCache;
 use crate::service::revocation::MemoryRevocationSet;
 use crate::service::token::{self as token_service, DpopNonces};
@@ -145,8 +145,8 @@ impl Application {
             secrets: Arc::new(SecretVerifier::default()),
             directory: Directory::default(),
             replay: match &redis {
-                Some(link) => Box::new(RedisReplayCache::new(link.clone())),
-                None => Box::new(MemoryReplayCache::default()),
+                Some(link) => ReplayCache::Redis(RedisReplayCache::new(link.clone())),
+                None => ReplayCache::Memory(MemoryReplayCache::default()),
             },
             peers: Peers::new(redis.clone()),
             revocations: Box::new(MemoryRevocationSet::default()),

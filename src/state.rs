@@ -44,7 +44,7 @@ pub struct AppState {
     /// Cached clients and skills.
     pub directory: Directory,
     /// Single-use `jti`s (client assertions, DPoP proofs).
-    pub replay: Box<dyn ReplayCache>,
+    pub replay: ReplayCache,
     /// Access tokens that passed verification, until they expire.
     pub verified_tokens: crate::jose::verified_tokens::VerifiedTokens,
     /// Notices to and from other replicas.

@@ -1,16 +1,15 @@
 //! Single-use identifiers (client assertion and DPoP proof `jti`s): the first use wins,
 //! every later use within the identifier's lifetime is a replay.
 //!
-//! Behind a small trait so that a shared store serves several replicas without touching the
-//! callers: [`MemoryReplayCache`] protects one process, [`super::replay_redis`] every
-//! replica that shares a Redis server.
+//! One small interface, [`ReplayCache::first_use`], whatever the store, so that a shared
+//! store serves several replicas without touching the callers: [`MemoryReplayCache`]
+//! protects one process, [`RedisReplayCache`] every replica that shares a Redis server.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Mutex;
 
 use crate::clock::UnixTime;
+use crate::service::replay_redis::RedisReplayCache;
 use crate::sweep::SweepSchedule;
 
 /// The replay store could not answer (a shared store is down or slow). Callers refuse the
@@ -19,13 +18,27 @@ use crate::sweep::SweepSchedule;
 #[error("the replay store is unavailable: {0}")]
 pub struct ReplayStoreError(pub String);
 
-/// What [`ReplayCache::first_use`] returns.
-pub type FirstUse<'a> = Pin<Box<dyn Future<Output = Result<bool, ReplayStoreError>> + Send + 'a>>;
+/// The replay cache in force.
+pub enum ReplayCache {
+    /// In this process's memory.
+    Memory(MemoryReplayCache),
+    /// In Redis, shared by replicas.
+    Redis(RedisReplayCache),
+}
 
-/// A replay cache.
-pub trait ReplayCache: Send + Sync {
+impl ReplayCache {
     /// Records `key` until `expires_at`; answers `false` if it was already recorded.
-    fn first_use<'a>(&'a self, key: &'a str, expires_at: UnixTime, now: UnixTime) -> FirstUse<'a>;
+    pub async fn first_use(
+        &self,
+        key: &str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, ReplayStoreError> {
+        match self {
+            Self::Memory(m) => Ok(m.record(key, expires_at, now)),
+            Self::Redis(r) => r.first_use(key, expires_at, now).await,
+        }
+    }
 }
 
 const SHARDS: usize = 16;
@@ -76,12 +89,6 @@ fn shard_of(key: &str) -> usize {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     (h as usize) % SHARDS
-}
-
-impl ReplayCache for MemoryReplayCache {
-    fn first_use<'a>(&'a self, key: &'a str, expires_at: UnixTime, now: UnixTime) -> FirstUse<'a> {
-        Box::pin(std::future::ready(Ok(self.record(key, expires_at, now))))
-    }
 }
 
 impl MemoryReplayCache {

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::clock::UnixTime;
 use crate::service::redis_link::RedisLink;
-use crate::service::replay::{FirstUse, ReplayCache, ReplayStoreError};
+use crate::service::replay::ReplayStoreError;
 
 /// The Redis-backed replay cache.
 pub struct RedisReplayCache {
@@ -48,21 +48,25 @@ impl RedisReplayCache {
     }
 }
 
-impl ReplayCache for RedisReplayCache {
-    fn first_use<'a>(&'a self, key: &'a str, expires_at: UnixTime, now: UnixTime) -> FirstUse<'a> {
-        Box::pin(async move {
-            let mut cmd = redis::cmd("SET");
-            cmd.arg(redis_key(self.link.prefix(), key))
-                .arg(1)
-                .arg("NX")
-                .arg("EX")
-                .arg(ttl_secs(expires_at, now));
-            self.link
-                .query::<Option<String>>(cmd)
-                .await
-                .map(|reply| reply.is_some())
-                .map_err(ReplayStoreError)
-        })
+impl RedisReplayCache {
+    /// Records `key` until `expires_at`; `false` if it was already recorded.
+    pub async fn first_use(
+        &self,
+        key: &str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, ReplayStoreError> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(redis_key(self.link.prefix(), key))
+            .arg(1)
+            .arg("NX")
+            .arg("EX")
+            .arg(ttl_secs(expires_at, now));
+        self.link
+            .query::<Option<String>>(cmd)
+            .await
+            .map(|reply| reply.is_some())
+            .map_err(ReplayStoreError)
     }
 }
 
