@@ -96,24 +96,6 @@ PY
   fi
 }
 
-# Fields pulled from wrk's text output.
-wrk_field() {
-  local v
-  v="$(wrk_field_raw "$@")"
-  echo "${v:-?}"
-}
-wrk_field_raw() {
-  local file="$1" what="$2"
-  case "$what" in
-    rps) awk '/^Requests\/sec:/ {print $2}' "$file" ;;
-    requests) awk '/ requests in / {print $1; exit}' "$file" ;;
-    p50) awk '/Latency Distribution/ {f=1; next} f && $1 == "50%" {print $2; exit}' "$file" ;;
-    p99) awk '/Latency Distribution/ {f=1; next} f && $1 == "99%" {print $2; exit}' "$file" ;;
-    non2xx) awk -F': *' '/^ *Non-2xx or 3xx responses:/ {n=$2} END {print n+0}' "$file" ;;
-    non201) awk -F': *' '/^Non-201 responses:/ {n=$2} END {print (n == "" ? "-" : n+0)}' "$file" ;;
-    sockerr) awk '/Socket errors:/ {gsub(",", ""); print $4+$6+$8+$10; f=1} END {if (!f) print 0}' "$file" ;;
-  esac
-}
 
 SUMMARY=()   # rows: scenario backend conns rps p50 p99 non2xx non201 sockerr rows idle_rss
 

@@ -126,24 +126,6 @@ cpu_busy() { awk '$1 == "cpu" {print $2+$3+$4+$9; exit}' /proc/stat; }
 cpu_total() { awk '$1 == "cpu" {s=0; for (i=2; i<=9; i++) s+=$i; print s; exit}' /proc/stat; }
 server_cpu() { awk '{print $14+$15}' "/proc/$SERVER_PID/stat" 2>/dev/null || echo 0; }
 
-wrk_field() {
-  local v
-  v="$(wrk_field_raw "$@")"
-  echo "${v:-?}"
-}
-wrk_field_raw() {
-  local file="$1" what="$2"
-  case "$what" in
-    rps) awk '/^Requests\/sec:/ {print $2}' "$file" ;;
-    requests) awk '/ requests in / {print $1; exit}' "$file" ;;
-    p50) awk '/Latency Distribution/ {f=1; next} f && $1 == "50%" {print $2; exit}' "$file" ;;
-    p99) awk '/Latency Distribution/ {f=1; next} f && $1 == "99%" {print $2; exit}' "$file" ;;
-    non200) awk -F': *' '/^Non-200 responses:/ {n=$2} END {print (n == "" ? "-" : n+0)}' "$file" ;;
-    sockerr) awk '/Socket errors:/ {gsub(",", ""); print $4+$6+$8+$10; f=1} END {if (!f) print 0}' "$file" ;;
-    used) awk -F': *' '/^Fixture lines used:/ {print $2+0}' "$file" ;;
-    exhausted) awk '/^Fixtures exhausted: yes/ {f=1} END {print (f ? "EXHAUSTED" : "ok")}' "$file" ;;
-  esac
-}
 
 # gen_fixtures COUNT FILE: fresh single-use assertion/proof pairs; sets GEN_SECS.
 # `patron agent bench-fixtures` writes one line per ~1.4 ms, too slow for tens of thousands
