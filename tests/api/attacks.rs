@@ -31,6 +31,18 @@ fn refused(s: &TestServer, resp: Response, status: u16, code: &str, reason: &str
     body
 }
 
+/// Asserts that `a` exchanging `subject` for [`SKILL`] is `invalid_grant`, audited with
+/// `reason`.
+fn exchange_refused(s: &TestServer, a: &Agent, subject: &str, reason: &str) {
+    refused(
+        s,
+        a.exchange(s, subject, SKILL),
+        400,
+        "invalid_grant",
+        reason,
+    );
+}
+
 /// `POST /token` for an agent token with `assertion` and a valid DPoP proof.
 fn with_assertion(s: &TestServer, a: &Agent, assertion: &str) -> Response {
     s.post_form(
@@ -485,13 +497,7 @@ fn exchanging_a_revoked_token_is_refused() {
     let (s, a) = setup();
     let subject = a.agent_token(&s);
     a.revoke(&s, &subject);
-    refused(
-        &s,
-        a.exchange(&s, &subject, SKILL),
-        400,
-        "invalid_grant",
-        "token_revoked",
-    );
+    exchange_refused(&s, &a, &subject, "token_revoked");
 }
 
 #[test]
@@ -503,13 +509,7 @@ fn a_subject_token_exchanged_before_is_refused_once_revoked_or_suspended() {
     assert_eq!(a.exchange(&s, &subject, SKILL).status(), 200);
     assert_eq!(a.exchange(&s, &subject, SKILL).status(), 200);
     a.revoke(&s, &subject);
-    refused(
-        &s,
-        a.exchange(&s, &subject, SKILL),
-        400,
-        "invalid_grant",
-        "token_revoked",
-    );
+    exchange_refused(&s, &a, &subject, "token_revoked");
 
     let subject = a.agent_token(&s);
     assert_eq!(a.exchange(&s, &subject, SKILL).status(), 200);
@@ -530,13 +530,7 @@ fn a_tampered_subject_token_is_refused() {
     claims["scope"] = json!("read write admin");
     let parts: Vec<&str> = subject.split('.').collect();
     let forged = format!("{}.{}.{}", parts[0], b64(&claims), parts[2]);
-    refused(
-        &s,
-        a.exchange(&s, &forged, SKILL),
-        400,
-        "invalid_grant",
-        "signature_invalid",
-    );
+    exchange_refused(&s, &a, &forged, "signature_invalid");
 }
 
 #[test]
@@ -555,22 +549,10 @@ fn a_subject_token_signed_by_an_unpublished_key_is_refused() {
         json!({"alg": "ES256", "typ": "at+jwt", "kid": format!("{}-retired", header["kid"].as_str().unwrap())}),
         claims_of(&genuine),
     );
-    refused(
-        &s,
-        a.exchange(&s, &forged, SKILL),
-        400,
-        "invalid_grant",
-        "kid_unknown",
-    );
+    exchange_refused(&s, &a, &forged, "kid_unknown");
     // Reusing the published kid does not help: the signature is checked with the real key.
     let forged = removed.sign(header, claims_of(&genuine));
-    refused(
-        &s,
-        a.exchange(&s, &forged, SKILL),
-        400,
-        "invalid_grant",
-        "signature_invalid",
-    );
+    exchange_refused(&s, &a, &forged, "signature_invalid");
 }
 
 // ---- Agent state -------------------------------------------------------------------------

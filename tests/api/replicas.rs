@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::helpers::{
-    ADMIN, Agent, JWT_BEARER, OWNER, SKILL, TestServer, assert_oauth_error, dpop_claims,
-    dpop_proof_with, form, now, unique,
+    ADMIN, Agent, OWNER, SKILL, TestServer, assert_oauth_error, dpop_claims, dpop_proof_with, now,
+    unique,
 };
 
 /// Every replica's issuer: tokens, assertions and proofs name it, whichever replica serves.
@@ -131,10 +131,7 @@ fn proof(a: &Agent) -> String {
 
 /// Form fields authenticating `a` with a fresh assertion for the shared issuer.
 fn authenticated(a: &Agent, extra: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut f = form(extra);
-    f.push(("client_assertion_type".into(), JWT_BEARER.into()));
-    f.push(("client_assertion".into(), assertion(a)));
-    f
+    Agent::form_with_assertion(&assertion(a), extra)
 }
 
 /// `POST /introspect` at `s` by `a`.
@@ -159,9 +156,10 @@ fn skill_token(s: &TestServer, a: &Agent) -> String {
 }
 
 fn token(s: &TestServer, assertion: &str, proof: &str) -> reqwest::blocking::Response {
-    let mut f = form(&[("grant_type", "client_credentials"), ("resource", SKILL)]);
-    f.push(("client_assertion_type".into(), JWT_BEARER.into()));
-    f.push(("client_assertion".into(), assertion.to_owned()));
+    let f = Agent::form_with_assertion(
+        assertion,
+        &[("grant_type", "client_credentials"), ("resource", SKILL)],
+    );
     s.post_form("/token", &f, Some(proof))
 }
 
