@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use patron::config::Config;
 use patron::jose::keys::roles;
-use patron::service::{keys as key_service, registration};
+use patron::service::{enrollment, keys as key_service};
 use patron::startup::{Application, load_kek};
 use patron::store::{ConnectionManager, run_migrations};
 use patron::{cli, clock};
@@ -507,7 +507,7 @@ fn enrollment_create(config: &Config, args: EnrollmentArgs) -> anyhow::Result<()
         anyhow::bail!("--owner must look like github:12345, google:<sub> or oidc:<issuer>#<sub>");
     }
     let mut conn = open_db(config)?;
-    let (token, id) = registration::mint_enrollment_token(
+    let (token, id) = enrollment::insert_token(
         &mut conn,
         &args.owner,
         &grants,

@@ -155,7 +155,7 @@ impl Application {
             ),
             dpop_nonces,
             admin_addr: std::sync::OnceLock::new(),
-            claim_limiter: crate::http::console::claim_limiter(),
+            claim_limiter: crate::service::agents::claim_limiter(),
             mailer,
             suspicion: Default::default(),
             config,
@@ -273,7 +273,7 @@ async fn purge_pending(state: web::Data<AppState>) {
         }
         let now = clock::now();
         let (before, idle_before) = (
-            now - crate::service::console::LOGIN_STATE_TTL,
+            now - crate::service::owner_login::LOGIN_STATE_TTL,
             now - state.config.console.session_idle_secs,
         );
         if let Err(e) = state

@@ -5,11 +5,15 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value, json};
 
-use crate::crypto::constant_time_eq;
+use actix_web::FromRequest;
+use actix_web::dev::Payload;
+use futures_util::future::{Ready, ready};
+
 use crate::http::error::HttpError;
 use crate::http::extract::{MAX_JSON_BODY, bearer, caller, json_object};
 use crate::oauth::error::{ErrorKind, OAuthError};
-use crate::service::admin::{self, SkillInput};
+use crate::service::skills::{self, SkillInput};
+use crate::service::{Actor, Caller, agents, operator, owners};
 use crate::state::AppState;
 
 /// Routes of this area.
@@ -25,38 +29,34 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), OAuthError> {
-    let not_found = || {
-        OAuthError::new(
-            ErrorKind::NotFound,
-            "no such endpoint",
-            "admin_api_disabled",
-        )
-    };
-    let Some(expected) = &state.config.admin_token else {
-        return Err(not_found());
+/// A request that presented the admin token (on the admin listener, when it has one of
+/// its own). Anything else is refused with the admin API's JSON errors.
+struct Operator {
+    caller: Caller,
+}
+
+impl FromRequest for Operator {
+    type Error = HttpError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(operator(req).map_err(HttpError::from))
+    }
+}
+
+fn operator(req: &HttpRequest) -> Result<Operator, OAuthError> {
+    let Some(state) = req.app_data::<web::Data<AppState>>() else {
+        return Err(OAuthError::server_error());
     };
     // With its own listener, the admin API does not exist on the public one.
     if let Some(Some(admin)) = state.admin_addr.get() {
         if req.app_config().local_addr() != *admin {
-            return Err(not_found());
+            return Err(operator::disabled());
         }
     }
-    match bearer(req) {
-        Some(t) if constant_time_eq(t.as_bytes(), expected.expose().as_bytes()) => Ok(()),
-        _ => {
-            state.audit.record(
-                crate::audit::AuditEvent::new("admin.auth", crate::audit::Outcome::Failure)
-                    .reason("admin_token_invalid")
-                    .source(&caller(req, state).source.to_string()),
-            );
-            Err(OAuthError::new(
-                ErrorKind::InvalidToken,
-                "a valid admin token is required",
-                "admin_token_invalid",
-            ))
-        }
-    }
+    let caller = caller(req, state);
+    operator::check_admin_token(state, &caller, bearer(req))?;
+    Ok(Operator { caller })
 }
 
 fn json_response(status: actix_web::http::StatusCode, v: &Value) -> HttpResponse {
@@ -77,14 +77,13 @@ fn body_as<T: serde::de::DeserializeOwned>(body: Map<String, Value>) -> Result<T
 }
 
 async fn put_skill(
+    op: Operator,
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
-    authorize(&req, &state)?;
     let body = json_object(&req, payload, MAX_JSON_BODY, ErrorKind::InvalidRequest).await?;
-    let skill =
-        admin::put_skill(&state, &caller(&req, &state), body_as::<SkillInput>(body)?).await?;
+    let skill = skills::put(&state, &op.caller, body_as::<SkillInput>(body)?, None).await?;
     Ok(json_response(
         actix_web::http::StatusCode::CREATED,
         &skill_json(&skill),
@@ -98,12 +97,8 @@ fn skill_json(s: &crate::store::models::skills::SkillRow) -> Value {
     })
 }
 
-async fn list_skills(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, HttpError> {
-    authorize(&req, &state)?;
-    let skills = admin::list_skills(&state).await?;
+async fn list_skills(_: Operator, state: web::Data<AppState>) -> Result<HttpResponse, HttpError> {
+    let skills = skills::list(&state).await?;
     let list: Vec<Value> = skills.iter().map(skill_json).collect();
     Ok(json_response(
         actix_web::http::StatusCode::OK,
@@ -120,17 +115,17 @@ struct ApproveBody {
 }
 
 async fn approve_agent(
+    op: Operator,
     req: HttpRequest,
     path: web::Path<String>,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
-    authorize(&req, &state)?;
     let body = json_object(&req, payload, MAX_JSON_BODY, ErrorKind::InvalidRequest).await?;
     let body: ApproveBody = body_as(body)?;
-    let out = admin::approve_agent(
+    let out = agents::approve(
         &state,
-        &caller(&req, &state),
+        &op.caller,
         &path,
         &body.owner,
         body.grants.into_iter().collect(),
@@ -140,31 +135,28 @@ async fn approve_agent(
 }
 
 async fn suspend_agent(
-    req: HttpRequest,
+    op: Operator,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
-    authorize(&req, &state)?;
-    let out = admin::set_suspended(&state, &caller(&req, &state), &path, true).await?;
+    let out = agents::set_suspended(&state, &op.caller, Actor::Operator, &path, true).await?;
     Ok(json_response(actix_web::http::StatusCode::OK, &out))
 }
 
 async fn resume_agent(
-    req: HttpRequest,
+    op: Operator,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
-    authorize(&req, &state)?;
-    let out = admin::set_suspended(&state, &caller(&req, &state), &path, false).await?;
+    let out = agents::set_suspended(&state, &op.caller, Actor::Operator, &path, false).await?;
     Ok(json_response(actix_web::http::StatusCode::OK, &out))
 }
 
 async fn revoke_all(
-    req: HttpRequest,
+    op: Operator,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
-    authorize(&req, &state)?;
-    let out = admin::revoke_all(&state, &caller(&req, &state), &path).await?;
+    let out = owners::revoke_all(&state, &op.caller, &path).await?;
     Ok(json_response(actix_web::http::StatusCode::OK, &out))
 }

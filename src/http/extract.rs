@@ -11,7 +11,7 @@ use futures_util::StreamExt as _;
 use serde_json::{Map, Value};
 
 use crate::oauth::error::{ErrorKind, OAuthError};
-use crate::service::registration::Caller;
+use crate::service::Caller;
 use crate::state::AppState;
 
 /// Largest request body accepted by JSON endpoints.

@@ -52,6 +52,8 @@ pub enum ErrorKind {
     ServerError,
     /// A dependency (the database) is unavailable (503).
     TemporarilyUnavailable,
+    /// An upstream identity provider could not be reached or answered badly (502).
+    UpstreamUnavailable,
 }
 
 impl ErrorKind {
@@ -76,7 +78,9 @@ impl ErrorKind {
             Self::UnapprovedSoftwareStatement => "unapproved_software_statement",
             Self::InvalidDpopProof => "invalid_dpop_proof",
             Self::UseDpopNonce => "use_dpop_nonce",
-            Self::TooManyRequests | Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::TooManyRequests | Self::TemporarilyUnavailable | Self::UpstreamUnavailable => {
+                "temporarily_unavailable"
+            }
             Self::ServerError => "server_error",
         }
     }
@@ -91,6 +95,7 @@ impl ErrorKind {
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::ServerError => 500,
+            Self::UpstreamUnavailable => 502,
             Self::TemporarilyUnavailable => 503,
             _ => 400,
         }

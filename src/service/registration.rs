@@ -3,7 +3,6 @@
 //! Every outcome, accepted or refused, is audited here with a precise reason code; the
 //! HTTP layer only parses the request and renders the result.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
@@ -16,11 +15,12 @@ use crate::jose::software_statement::StatementError;
 use crate::mail::Notification;
 use crate::oauth::client_metadata::{self, ClientMetadata, MetadataErrorCode};
 use crate::oauth::error::{ErrorKind, OAuthError};
+use crate::service::enrollment::{self, Enrollment};
 use crate::service::peers::{self, Notice};
-use crate::service::store_failure;
+use crate::service::{Caller, owners, store_failure};
 use crate::state::AppState;
 use crate::store::models::clients::{self, ClientRow, ClientStatus, NewClient};
-use crate::store::models::{enrollment_tokens, grants, owners};
+use crate::store::models::{enrollment_tokens, grants, owners as owner_rows};
 use crate::store::{DbConnection, StoreError};
 
 /// Prefix of client identifiers.
@@ -29,29 +29,10 @@ pub const CLIENT_ID_PREFIX: &str = "agt_";
 pub const CLIENT_SECRET_PREFIX: &str = "patron_cs_";
 /// Prefix of registration access tokens.
 pub const REGISTRATION_TOKEN_PREFIX: &str = "patron_rat_";
-/// Prefix of enrollment (initial access) tokens.
-pub const ENROLLMENT_TOKEN_PREFIX: &str = "patron_iat_";
 
 /// Characters of user codes: no vowels (no words), no look-alikes (RFC 8628 §6.1).
 const USER_CODE_ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
 const USER_CODE_LEN: usize = 8;
-
-/// Who is calling, for auditing and rate limits.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    /// Source address (after trusted-proxy resolution).
-    pub source: IpAddr,
-    /// Request id.
-    pub request_id: String,
-}
-
-impl Caller {
-    fn audit(&self, event: &'static str, outcome: Outcome) -> AuditEvent {
-        AuditEvent::new(event, outcome)
-            .source(&self.source.to_string())
-            .request(&self.request_id)
-    }
-}
 
 /// Generates a user code (stored without the dash, shown as `XXXX-XXXX`).
 fn new_user_code() -> String {
@@ -205,56 +186,6 @@ fn client_information(state: &AppState, row: &ClientRow) -> Result<Map<String, V
     Ok(out)
 }
 
-/// An enrollment token that authorised a registration.
-struct Enrollment {
-    id: String,
-    owner_id: String,
-    grants: Vec<(String, String)>,
-}
-
-async fn check_enrollment_token(
-    state: &AppState,
-    token: &str,
-    now: UnixTime,
-) -> Result<Enrollment, OAuthError> {
-    let hash = crypto::sha256_hex(token.as_bytes());
-    let row = state
-        .store
-        .read(move |c| enrollment_tokens::find_by_hash(c, &hash))
-        .await
-        .map_err(store_failure)?
-        .ok_or_else(|| {
-            invalid_token(
-                "the initial access token is not valid",
-                "enrollment_token_unknown",
-            )
-        })?;
-    if row.expires_at <= now {
-        return Err(invalid_token(
-            "the initial access token has expired",
-            "enrollment_token_expired",
-        ));
-    }
-    if row.uses_left <= 0 {
-        return Err(invalid_token(
-            "the initial access token has been used up",
-            "enrollment_token_exhausted",
-        ));
-    }
-    let grants = match serde_json::from_str::<Value>(&row.grants) {
-        Ok(Value::Object(map)) => map
-            .into_iter()
-            .filter_map(|(aud, scopes)| scopes.as_str().map(|s| (aud, s.to_owned())))
-            .collect(),
-        _ => Vec::new(),
-    };
-    Ok(Enrollment {
-        id: row.id,
-        owner_id: row.owner_id,
-        grants,
-    })
-}
-
 /// Secrets handed out once, in the registration (or update) response.
 struct IssuedSecrets {
     registration_access_token: String,
@@ -328,7 +259,7 @@ async fn register_inner(
 ) -> Result<(Map<String, Value>, Option<String>), OAuthError> {
     let now = clock::now();
     let enrollment = match initial_access_token {
-        Some(token) => Some(check_enrollment_token(state, token, now).await?),
+        Some(token) => Some(enrollment::check(state, token, now).await?),
         None if !state.config.registration.open => {
             return Err(invalid_token(
                 "this server requires an initial access token to register",
@@ -438,7 +369,7 @@ fn insert_registration(
             if !enrollment_tokens::consume(c, &e.id, now)? {
                 return Ok(None);
             }
-            owners::ensure(c, &e.owner_id, now)?;
+            owner_rows::ensure(c, &e.owner_id, now)?;
             (ClientStatus::Active, Some(e.owner_id.as_str()), None)
         }
         None => (ClientStatus::Pending, None, Some(now + pending_ttl)),
@@ -596,41 +527,13 @@ pub async fn update(
         rekeyed.then(|| "keys replaced".to_owned()),
     );
     if rekeyed && result.is_ok() {
-        notify_owner(state, client_id, |name| Notification::AgentRekeyed {
+        owners::notify_owner_of(state, client_id, |name| Notification::AgentRekeyed {
             client_id: client_id.to_owned(),
             client_name: name,
         })
         .await;
     }
     result
-}
-
-/// Tells the agent's owner (if it has one with an e-mail address) what happened.
-async fn notify_owner(
-    state: &AppState,
-    client_id: &str,
-    make: impl FnOnce(Option<String>) -> Notification,
-) {
-    let cid = client_id.to_owned();
-    let found = state
-        .store
-        .read(move |c| {
-            let Some(row) = clients::find(c, &cid)? else {
-                return Ok(None);
-            };
-            let name = serde_json::from_str::<ClientMetadata>(&row.metadata)
-                .ok()
-                .and_then(|m| m.client_name);
-            let email = match &row.owner_id {
-                Some(o) => owners::find(c, o)?.and_then(|o| o.email),
-                None => None,
-            };
-            Ok::<_, StoreError>(email.map(|e| (e, name)))
-        })
-        .await;
-    if let Ok(Some((email, name))) = found {
-        state.mailer.notify(&email, make(name));
-    }
 }
 
 async fn update_inner(
@@ -724,26 +627,17 @@ pub async fn delete(
 ) -> Result<(), OAuthError> {
     let result = async {
         let row = authenticate(state, client_id, bearer).await?;
-        // Read the owner's address before the row goes.
-        let name = serde_json::from_str::<ClientMetadata>(&row.metadata)
-            .ok()
-            .and_then(|m| m.client_name);
-        let owner = row.owner_id.clone();
         remove_client(state, client_id).await?;
-        Ok::<_, OAuthError>((owner, name))
+        Ok::<_, OAuthError>(row)
     }
     .await;
-    if let Ok((Some(owner), name)) = &result {
-        if let Some(email) = crate::service::console::owner_email(state, owner).await {
-            state.mailer.notify(
-                &email,
-                Notification::AgentDeleted {
-                    client_id: client_id.to_owned(),
-                    client_name: name.clone(),
-                    by: "the agent itself (RFC 7592)",
-                },
-            );
-        }
+    if let Ok(row) = &result {
+        owners::notify_agent_owner(state, row, |client_name| Notification::AgentDeleted {
+            client_id: client_id.to_owned(),
+            client_name,
+            by: "the agent itself (RFC 7592)",
+        })
+        .await;
     }
     let result = result.map(|_| ());
     audit_management(state, caller, "client.delete", client_id, &result, None);
@@ -787,45 +681,6 @@ pub async fn purge_expired(state: &Arc<AppState>) -> Result<usize, StoreError> {
         );
     }
     Ok(n)
-}
-
-/// Mints an enrollment token for `owner_id` with preset grants (CLI and, later, console).
-/// Returns the token (shown once) and its public id.
-pub fn mint_enrollment_token(
-    conn: &mut DbConnection,
-    owner_id: &str,
-    grants: &[(String, String)],
-    uses: i32,
-    ttl_secs: i64,
-    now: UnixTime,
-) -> Result<(String, String), StoreError> {
-    use diesel::Connection as _;
-    let token = crypto::random_token(ENROLLMENT_TOKEN_PREFIX);
-    let id = crypto::random_id("enr_");
-    let hash = crypto::sha256_hex(token.as_bytes());
-    let grants_json = Value::Object(
-        grants
-            .iter()
-            .map(|(a, s)| (a.clone(), Value::String(s.clone())))
-            .collect(),
-    )
-    .to_string();
-    conn.transaction(|c| {
-        owners::ensure(c, owner_id, now)?;
-        enrollment_tokens::insert(
-            c,
-            &enrollment_tokens::NewEnrollmentToken {
-                id: &id,
-                token_hash: &hash,
-                owner_id,
-                grants: &grants_json,
-                uses_left: uses,
-                expires_at: now + ttl_secs,
-                created_at: now,
-            },
-        )
-    })?;
-    Ok((token, id))
 }
 
 #[cfg(test)]

@@ -25,9 +25,9 @@ use crate::oauth::scope;
 use crate::oauth::token_request::{
     self, ACCESS_TOKEN_TYPE, BodyCredentials, JWT_BEARER_ASSERTION, TokenRequest,
 };
+use crate::service::Caller;
 use crate::service::directory::ClientRecord;
 use crate::service::peers::{self, Notice};
-use crate::service::registration::Caller;
 use crate::service::store_failure;
 use crate::state::AppState;
 use crate::store::models::clients::ClientStatus;

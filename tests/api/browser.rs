@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
-use patron::service::console::SESSION_COOKIE;
+use patron::service::sessions::SESSION_COOKIE;
 use serde_json::{Value, json};
 
 use crate::helpers::{

@@ -1,0 +1,70 @@
+//! The owner console: server-rendered pages, usable without JavaScript. Handlers are thin:
+//! the session, the CSRF-checked form and the caller arrive as extractors ([`guard`]),
+//! the work is done by `service::{agents, skills, owners, enrollment, owner_login}`, and
+//! failures are [`page::ConsoleError`]s rendered as pages.
+//!
+//! - [`login`]: login page, development login, upstream login, logout;
+//! - [`claim`]: claiming a pending agent by user code;
+//! - [`agents`]: the dashboard and one agent's page and actions;
+//! - [`skills`]: adding skills;
+//! - [`settings`]: enrollment tokens and the kill switch;
+//! - [`admin`]: the admin overview.
+
+mod admin;
+mod agents;
+mod claim;
+pub mod guard;
+mod login;
+pub mod page;
+mod settings;
+mod skills;
+
+use actix_web::web;
+
+/// Routes of this area.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/console", web::get().to(agents::dashboard))
+        .route("/console/login", web::get().to(login::login_page))
+        .route("/console/login/dev", web::post().to(login::dev_login))
+        .route(
+            "/console/login/{provider}",
+            web::get().to(login::start_login),
+        )
+        .route(
+            "/console/callback/{provider}",
+            web::get().to(login::finish_login),
+        )
+        .route("/console/logout", web::post().to(login::logout))
+        .route(
+            "/console/agents/{client_id}",
+            web::get().to(agents::agent_page),
+        )
+        .route(
+            "/console/agents/{client_id}",
+            web::post().to(agents::agent_action),
+        )
+        .route("/console/skills", web::post().to(skills::add_skill))
+        .route(
+            "/console/enrollment",
+            web::post().to(settings::mint_enrollment),
+        )
+        .route(
+            "/console/kill-switch",
+            web::post().to(settings::kill_switch),
+        )
+        .route("/console/admin", web::get().to(admin::admin_overview))
+        .route("/claim", web::get().to(claim::claim_page))
+        .route("/claim", web::post().to(claim::claim_action));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::page::fmt_time;
+
+    #[test]
+    fn times_render_as_utc_dates() {
+        assert_eq!(fmt_time(0), "1970-01-01 00:00");
+        assert_eq!(fmt_time(1_795_843_428), "2026-11-28 05:23");
+        assert_eq!(fmt_time(951_782_400), "2000-02-29 00:00");
+    }
+}

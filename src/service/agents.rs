@@ -1,0 +1,455 @@
+//! Agents as their owners and the operator manage them: claiming (approval with grants),
+//! grant editing, suspension, deletion, and the views the console shows. Ownership is
+//! checked here, on every path: an owner who names another owner's agent finds nothing.
+//! Each change that concerns an owner e-mails them from here, once, whichever path made it.
+
+use serde_json::{Value, json};
+
+use crate::audit::Outcome;
+use crate::clock::{self, UnixTime};
+use crate::mail::Notification;
+use crate::oauth::error::{ErrorKind, OAuthError};
+use crate::ratelimit::RateLimiter;
+use crate::service::peers::{self, Notice};
+use crate::service::{Actor, Caller, owners, registration, skills, store_failure};
+use crate::state::AppState;
+use crate::store::StoreError;
+use crate::store::models::audit_events::{self, AuditEventRow};
+use crate::store::models::clients::{self, ClientRow, ClientStatus};
+use crate::store::models::grants::{self, GrantRow};
+
+/// Per-address limit on user-code lookups and login starts (brute force on codes).
+pub fn claim_limiter() -> RateLimiter {
+    RateLimiter::new(30, 10)
+}
+
+fn not_found(actor: Actor<'_>) -> OAuthError {
+    match actor {
+        Actor::Operator => OAuthError::new(ErrorKind::NotFound, "no such agent", "client_unknown"),
+        Actor::Owner { .. } => {
+            OAuthError::new(ErrorKind::NotFound, "no such agent", "agent_not_visible")
+        }
+    }
+}
+
+fn bad(description: &'static str, reason: &'static str) -> OAuthError {
+    OAuthError::new(ErrorKind::InvalidRequest, description, reason)
+}
+
+/// Approves (claims) an agent for `owner` with `grants` (audience → scopes), making it
+/// active, and tells the owner. Grants replace the agent's previous grants for those
+/// audiences.
+pub async fn approve(
+    state: &AppState,
+    caller: &Caller,
+    client_id: &str,
+    owner: &str,
+    grant_list: Vec<(String, String)>,
+) -> Result<Value, OAuthError> {
+    let result = approve_inner(state, client_id, owner, grant_list).await;
+    state.audit.record(
+        caller
+            .audit_result("agent.approve", &result)
+            .client(client_id)
+            .owner(Some(owner)),
+    );
+    let (row, granted) = result?;
+    owners::notify(
+        state,
+        owner,
+        Notification::AgentLinked {
+            client_id: client_id.to_owned(),
+            client_name: owners::agent_name(&row),
+            grants: granted.clone(),
+        },
+    )
+    .await;
+    Ok(json!({
+        "client_id": client_id,
+        "owner": owner,
+        "owner_status": ClientStatus::Active.as_str(),
+        "grants": granted.len(),
+    }))
+}
+
+async fn approve_inner(
+    state: &AppState,
+    client_id: &str,
+    owner: &str,
+    grant_list: Vec<(String, String)>,
+) -> Result<(ClientRow, Vec<(String, String)>), OAuthError> {
+    owners::check_owner_id(owner)?;
+    let checked = skills::check_grants(state, grant_list).await?;
+    let now = clock::now();
+    let (cid, own, to_store) = (client_id.to_owned(), owner.to_owned(), checked.clone());
+    let found = state
+        .store
+        .write(move |c| {
+            let row = match clients::find(c, &cid)? {
+                Some(row) if !row.is_expired(now) => row,
+                _ => return Ok(None),
+            };
+            crate::store::models::owners::ensure(c, &own, now)?;
+            clients::set_status(c, &cid, ClientStatus::Active, Some(&own), None, now)?;
+            for (aud, scopes) in &to_store {
+                grants::upsert(c, &cid, aud, scopes, now)?;
+            }
+            Ok::<_, StoreError>(Some(row))
+        })
+        .await
+        .map_err(store_failure)?;
+    let Some(row) = found else {
+        return Err(not_found(Actor::Operator));
+    };
+    peers::announce(state, Notice::Client(client_id.to_owned())).await;
+    Ok((row, checked))
+}
+
+/// The pending registration a human typed the user code of (case and dash forgiven),
+/// rate-limited per address. Unknown and expired codes are refused with a message for the
+/// person.
+pub async fn find_claimable(
+    state: &AppState,
+    caller: &Caller,
+    code: &str,
+) -> Result<ClientRow, OAuthError> {
+    let refuse = |reason: &'static str| {
+        state.audit.record(
+            caller
+                .audit("agent.claim_lookup", Outcome::Failure)
+                .reason(reason),
+        );
+    };
+    if state
+        .claim_limiter
+        .check(caller.source, clock::monotonic())
+        .is_err()
+    {
+        refuse("claim_rate_limited");
+        return Err(OAuthError::new(
+            ErrorKind::TooManyRequests,
+            "Too many attempts. Wait a minute and try again.",
+            "claim_rate_limited",
+        ));
+    }
+    let normalised: String = code
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    let found = if normalised.len() == 8 {
+        state
+            .store
+            .read(move |c| clients::find_by_user_code(c, &normalised))
+            .await
+            .map_err(store_failure)?
+    } else {
+        None
+    };
+    match found {
+        Some(row) if row.is_expired(clock::now()) => Err(OAuthError::new(
+            ErrorKind::NotFound,
+            "This code has expired. Ask the agent to register again.",
+            "user_code_expired",
+        )),
+        Some(row) if row.status == ClientStatus::Pending.as_str() => Ok(row),
+        _ => {
+            refuse("user_code_unknown");
+            Err(OAuthError::new(
+                ErrorKind::NotFound,
+                "No pending agent has this code. It may be mistyped, expired or already claimed.",
+                "user_code_unknown",
+            ))
+        }
+    }
+}
+
+/// Rejects (deletes) a pending registration the owner does not recognise.
+pub async fn reject(
+    state: &AppState,
+    caller: &Caller,
+    owner_id: &str,
+    client_id: &str,
+) -> Result<(), OAuthError> {
+    let cid = client_id.to_owned();
+    let now = clock::now();
+    let deleted = state
+        .store
+        .write(move |c| match clients::find(c, &cid)? {
+            Some(r) if r.status == ClientStatus::Pending.as_str() && !r.is_expired(now) => {
+                clients::delete(c, &cid)
+            }
+            _ => Ok(false),
+        })
+        .await
+        .map_err(store_failure)?;
+    let outcome = if deleted {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    };
+    state.audit.record(
+        caller
+            .audit("agent.reject", outcome)
+            .client(client_id)
+            .owner(Some(owner_id)),
+    );
+    if deleted {
+        Ok(())
+    } else {
+        Err(not_found(Actor::Owner {
+            owner_id,
+            admin: false,
+        }))
+    }
+}
+
+/// Suspends (`suspend = true`) or resumes an agent `actor` may see, and tells its owner.
+/// Suspension invalidates every token issued to it so far.
+pub async fn set_suspended(
+    state: &AppState,
+    caller: &Caller,
+    actor: Actor<'_>,
+    client_id: &str,
+    suspend: bool,
+) -> Result<Value, OAuthError> {
+    let now = clock::now();
+    let cid = client_id.to_owned();
+    let (visible_to, admin) = match actor {
+        Actor::Operator => (None, true),
+        Actor::Owner { owner_id, admin } => (Some(owner_id.to_owned()), admin),
+    };
+    let result = async {
+        let found = state
+            .store
+            .write(move |c| {
+                let Some(row) = clients::find(c, &cid)? else {
+                    return Ok(None);
+                };
+                if !admin && row.owner_id != visible_to {
+                    return Ok(None);
+                }
+                if row.owner_id.is_none() {
+                    return Ok(Some(Err(row)));
+                }
+                let (status, revoke) = if suspend {
+                    (ClientStatus::Suspended, Some(now))
+                } else {
+                    (ClientStatus::Active, None)
+                };
+                clients::set_status(c, &cid, status, None, revoke, now)?;
+                Ok::<_, StoreError>(Some(Ok(row)))
+            })
+            .await
+            .map_err(store_failure)?;
+        match found {
+            None => Err(not_found(actor)),
+            Some(Err(_)) => Err(bad(
+                "the agent has no owner yet; approve it first",
+                "agent_pending",
+            )),
+            Some(Ok(row)) => Ok(row),
+        }
+    }
+    .await;
+    peers::announce(state, Notice::Client(client_id.to_owned())).await;
+    let event = if suspend {
+        "agent.suspend"
+    } else {
+        "agent.resume"
+    };
+    state.audit.record(
+        caller
+            .audit_result(event, &result)
+            .client(client_id)
+            .owner(actor.owner_id()),
+    );
+    let row = result?;
+    let id = client_id.to_owned();
+    owners::notify_agent_owner(state, &row, |client_name| {
+        if suspend {
+            Notification::AgentSuspended {
+                client_id: id,
+                client_name,
+            }
+        } else {
+            Notification::AgentResumed {
+                client_id: id,
+                client_name,
+            }
+        }
+    })
+    .await;
+    let status = if suspend {
+        ClientStatus::Suspended
+    } else {
+        ClientStatus::Active
+    };
+    Ok(json!({"client_id": client_id, "owner_status": status.as_str()}))
+}
+
+/// Deletes an agent `actor` may see, and tells its owner.
+pub async fn delete(
+    state: &AppState,
+    caller: &Caller,
+    actor: Actor<'_>,
+    client_id: &str,
+) -> Result<(), OAuthError> {
+    let row = visible(state, actor, client_id).await?;
+    registration::remove_client(state, client_id).await?;
+    state.audit.record(
+        caller
+            .audit("agent.delete", Outcome::Success)
+            .client(client_id)
+            .owner(actor.owner_id()),
+    );
+    let by = if actor.owner_id().is_some() && actor.owner_id() == row.owner_id.as_deref() {
+        "you"
+    } else {
+        "an administrator"
+    };
+    owners::notify_agent_owner(state, &row, |client_name| Notification::AgentDeleted {
+        client_id: client_id.to_owned(),
+        client_name,
+        by,
+    })
+    .await;
+    Ok(())
+}
+
+/// Replaces the grants of an agent `actor` may see with `chosen` (audience → scopes), each
+/// checked against the skill's scopes.
+pub async fn set_grants(
+    state: &AppState,
+    caller: &Caller,
+    actor: Actor<'_>,
+    client_id: &str,
+    chosen: Vec<(String, String)>,
+) -> Result<(), OAuthError> {
+    visible(state, actor, client_id).await?;
+    let checked = skills::check_grants(state, chosen).await?;
+    let cid = client_id.to_owned();
+    let now = clock::now();
+    let n = checked.len();
+    state
+        .store
+        .write(move |c| {
+            grants::delete_for_client(c, &cid)?;
+            for (aud, scopes) in &checked {
+                grants::upsert(c, &cid, aud, scopes, now)?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .map_err(store_failure)?;
+    peers::announce(state, Notice::Client(client_id.to_owned())).await;
+    state.audit.record(
+        caller
+            .audit("agent.grants", Outcome::Success)
+            .client(client_id)
+            .owner(actor.owner_id())
+            .detail(format!("{n} grant(s)")),
+    );
+    Ok(())
+}
+
+async fn visible(
+    state: &AppState,
+    actor: Actor<'_>,
+    client_id: &str,
+) -> Result<ClientRow, OAuthError> {
+    let cid = client_id.to_owned();
+    match state
+        .store
+        .read(move |c| clients::find(c, &cid))
+        .await
+        .map_err(store_failure)?
+    {
+        Some(row) if actor.may_see(&row) => Ok(row),
+        _ => Err(not_found(actor)),
+    }
+}
+
+/// An agent as the console shows it.
+pub struct AgentView {
+    /// The stored row.
+    pub row: ClientRow,
+    /// Its grants.
+    pub grants: Vec<GrantRow>,
+    /// Recent audit events about it.
+    pub events: Vec<AuditEventRow>,
+    /// Token outcomes of the last 24 hours: (when, `success` or `failure`).
+    pub token_outcomes: Vec<(UnixTime, String)>,
+}
+
+/// How many recent audit events an agent's view shows.
+const VIEW_EVENTS: i64 = 50;
+
+/// One agent, if `actor` may see it (a foreign agent is indistinguishable from none).
+pub async fn view(
+    state: &AppState,
+    actor: Actor<'_>,
+    client_id: &str,
+) -> Result<AgentView, OAuthError> {
+    let cid = client_id.to_owned();
+    let since = clock::now() - 86_400;
+    let found = state
+        .store
+        .read(move |c| {
+            let Some(row) = clients::find(c, &cid)? else {
+                return Ok(None);
+            };
+            Ok::<_, StoreError>(Some(AgentView {
+                grants: grants::for_client(c, &cid)?,
+                events: audit_events::recent_for_client(c, &cid, VIEW_EVENTS)?,
+                token_outcomes: audit_events::token_outcomes_since(c, &cid, since)?,
+                row,
+            }))
+        })
+        .await
+        .map_err(store_failure)?;
+    match found {
+        Some(v) if actor.may_see(&v.row) => Ok(v),
+        _ => Err(not_found(actor)),
+    }
+}
+
+/// The agents `owner_id` owns, with their grants.
+pub async fn owned(
+    state: &AppState,
+    owner_id: &str,
+) -> Result<Vec<(ClientRow, Vec<GrantRow>)>, OAuthError> {
+    let owner = owner_id.to_owned();
+    state
+        .store
+        .read(move |c| {
+            let rows = clients::for_owner(c, &owner)?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                let g = grants::for_client(c, &r.client_id)?;
+                out.push((r, g));
+            }
+            Ok::<_, StoreError>(out)
+        })
+        .await
+        .map_err(store_failure)
+}
+
+/// How many agents the admin overview lists.
+const OVERVIEW_AGENTS: i64 = 500;
+
+/// Every owner's newest agents, for an actor who sees all (others get "not found").
+pub async fn overview(state: &AppState, actor: Actor<'_>) -> Result<Vec<ClientRow>, OAuthError> {
+    if !actor.sees_all() {
+        return Err(OAuthError::new(
+            ErrorKind::NotFound,
+            "No such page.",
+            "admin_only",
+        ));
+    }
+    state
+        .store
+        .read(|c| clients::newest(c, OVERVIEW_AGENTS))
+        .await
+        .map_err(store_failure)
+}
