@@ -152,7 +152,7 @@ pub async fn find_claimable(
             "This code has expired. Ask the agent to register again.",
             "user_code_expired",
         )),
-        Some(row) if row.status == ClientStatus::Pending.as_str() => Ok(row),
+        Some(row) if row.status == ClientStatus::Pending => Ok(row),
         _ => {
             refuse("user_code_unknown");
             Err(OAuthError::new(
@@ -176,7 +176,7 @@ pub async fn reject(
     let deleted = state
         .store
         .write(move |c| match clients::find(c, &cid)? {
-            Some(r) if r.status == ClientStatus::Pending.as_str() && !r.is_expired(now) => {
+            Some(r) if r.status == ClientStatus::Pending && !r.is_expired(now) => {
                 clients::delete(c, &cid)
             }
             _ => Ok(false),

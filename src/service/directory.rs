@@ -103,7 +103,7 @@ fn load_client(
         (a, b) => a.or(b),
     };
     Ok(Some(ClientRecord {
-        status: row.status()?,
+        status: row.status,
         client_id: row.client_id,
         owner_id: row.owner_id,
         metadata,

@@ -167,9 +167,9 @@ fn client_information(state: &AppState, row: &ClientRow) -> Result<Map<String, V
         "registration_client_uri".into(),
         json!(format!("{}/register/{}", state.issuer, row.client_id)),
     );
-    out.insert("owner_status".into(), json!(row.status));
+    out.insert("owner_status".into(), json!(row.status.as_str()));
     if let (Some(code), Some(exp)) = (&row.user_code, row.expires_at) {
-        if row.status == ClientStatus::Pending.as_str() {
+        if row.status == ClientStatus::Pending {
             let shown = display_user_code(code);
             out.insert("user_code".into(), json!(shown));
             out.insert(
@@ -377,9 +377,9 @@ fn insert_registration(
     let code = (status == ClientStatus::Pending).then(new_user_code);
     clients::insert(
         c,
-        &NewClient {
+        NewClient {
             client_id: &w.client_id,
-            status: status.as_str(),
+            status,
             owner_id: owner,
             metadata: &w.metadata,
             client_secret_hash: w.secret_hash.as_deref(),
@@ -399,7 +399,7 @@ fn insert_registration(
     // Built from what was inserted: no read-back round trip.
     Ok(Some(ClientRow {
         client_id: w.client_id.clone(),
-        status: status.as_str().to_owned(),
+        status,
         owner_id: owner.map(str::to_owned),
         metadata: w.metadata.clone(),
         client_secret_hash: w.secret_hash.clone(),

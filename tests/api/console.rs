@@ -358,7 +358,7 @@ fn stored(s: &TestServer, client_id: &str) -> Option<ClientRow> {
 /// `(status, owner)` of a stored agent.
 fn status_of(s: &TestServer, client_id: &str) -> (String, Option<String>) {
     let row = stored(s, client_id).expect("the agent is still stored");
-    (row.status, row.owner_id)
+    (row.status.as_str().to_owned(), row.owner_id)
 }
 
 fn grants_of(s: &TestServer, client_id: &str) -> Vec<(String, String)> {

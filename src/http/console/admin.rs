@@ -36,7 +36,7 @@ pub(super) async fn admin_overview(
         .into_iter()
         .map(|row| AdminLine {
             name: agent_name(&row).0,
-            status: row.status.clone(),
+            status: row.status.as_str().to_owned(),
             owner: row.owner_id.clone().unwrap_or_else(|| "unclaimed".into()),
             created: fmt_time(row.created_at),
             client_id: row.client_id,

@@ -43,7 +43,7 @@ pub(super) async fn dashboard(
         .into_iter()
         .map(|(row, grants)| AgentLine {
             name: agent_name(&row).0,
-            status: row.status.clone(),
+            status: row.status.as_str().to_owned(),
             grants: if grants.is_empty() {
                 "none".into()
             } else {
@@ -160,7 +160,7 @@ pub(super) async fn agent_page(
     let a = AgentDetail {
         client_id: view.row.client_id.clone(),
         name,
-        status: view.row.status.clone(),
+        status: view.row.status.as_str().to_owned(),
         owner: view
             .row
             .owner_id

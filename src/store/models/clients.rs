@@ -6,7 +6,7 @@ use crate::clock::UnixTime;
 use crate::store::schema::clients;
 use crate::store::{DbConnection, StoreError};
 
-/// Lifecycle state of a registration.
+/// Lifecycle state of a registration, stored as its [`as_str`](Self::as_str) form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientStatus {
     /// Registered, not yet claimed by an owner; gets no tokens.
@@ -40,14 +40,29 @@ impl ClientStatus {
     }
 }
 
+impl TryFrom<String> for ClientStatus {
+    type Error = StoreError;
+
+    fn try_from(s: String) -> Result<Self, StoreError> {
+        Self::parse(&s)
+    }
+}
+
+impl From<ClientStatus> for String {
+    fn from(s: ClientStatus) -> Self {
+        s.as_str().to_owned()
+    }
+}
+
 /// A stored registration.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = clients)]
 pub struct ClientRow {
     /// The `client_id`.
     pub client_id: String,
-    /// `pending`, `active` or `suspended`.
-    pub status: String,
+    /// Where it is in its lifecycle.
+    #[diesel(deserialize_as = String)]
+    pub status: ClientStatus,
     /// The owner who claimed it.
     pub owner_id: Option<String>,
     /// The validated client metadata, as JSON.
@@ -71,14 +86,9 @@ pub struct ClientRow {
 }
 
 impl ClientRow {
-    /// The parsed status.
-    pub fn status(&self) -> Result<ClientStatus, StoreError> {
-        ClientStatus::parse(&self.status)
-    }
-
     /// Whether the row is an unclaimed registration past its expiry (treated as gone).
     pub fn is_expired(&self, now: UnixTime) -> bool {
-        self.status == ClientStatus::Pending.as_str() && self.expires_at.is_some_and(|t| t <= now)
+        self.status == ClientStatus::Pending && self.expires_at.is_some_and(|t| t <= now)
     }
 }
 
@@ -89,7 +99,8 @@ pub struct NewClient<'a> {
     /// The `client_id`.
     pub client_id: &'a str,
     /// Initial status.
-    pub status: &'a str,
+    #[diesel(serialize_as = String)]
+    pub status: ClientStatus,
     /// The owner, when registered with an enrollment token.
     pub owner_id: Option<&'a str>,
     /// Validated metadata JSON.
@@ -111,7 +122,7 @@ pub struct NewClient<'a> {
 }
 
 /// Inserts a registration; a duplicate id or user code is [`StoreError::Conflict`].
-pub fn insert(conn: &mut DbConnection, new: &NewClient<'_>) -> Result<(), StoreError> {
+pub fn insert(conn: &mut DbConnection, new: NewClient<'_>) -> Result<(), StoreError> {
     diesel::insert_into(clients::table)
         .values(new)
         .execute(conn)
