@@ -6,6 +6,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod endpoints;
 pub mod http;
 pub mod jose;
 pub mod mail;

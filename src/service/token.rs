@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 use crate::audit::{AuditEvent, Outcome};
 use crate::clock::{self, UnixTime};
 use crate::crypto;
+use crate::endpoints;
 use crate::jose::access_token::{self, AccessTokenClaims, Confirmation};
 use crate::jose::client_assertion::{self, AssertionRequirements};
 use crate::jose::dpop::{self, NonceCheck, ProofRequirements};
@@ -32,13 +33,6 @@ use crate::service::store_failure;
 use crate::state::AppState;
 use crate::store::models::clients::ClientStatus;
 use crate::store::models::revoked_tokens;
-
-/// Path of the token endpoint.
-pub const TOKEN_PATH: &str = "/token";
-/// Path of the introspection endpoint.
-pub const INTROSPECTION_PATH: &str = "/introspect";
-/// Path of the revocation endpoint.
-pub const REVOCATION_PATH: &str = "/revoke";
 
 /// What the HTTP layer hands over besides the form.
 #[derive(Debug, Default)]
@@ -465,7 +459,7 @@ async fn token_inner(
     let (request, creds) = token_request::parse(&form?)?;
     // Attribute refusals to the client it claims to be, so its owner sees them.
     *client_id_out = claimed_client_id(headers, &creds);
-    let endpoint = format!("{}{TOKEN_PATH}", state.issuer);
+    let endpoint = endpoints::url(&state.issuer, endpoints::TOKEN);
     let auth = authenticate_client(state, headers, &creds, &endpoint, now).await?;
     let client = auth.client;
     *client_id_out = Some(client.client_id.clone());
@@ -809,7 +803,7 @@ pub async fn introspect(
     let now = clock::now();
     let form = form?;
     let (creds, token) = auxiliary_form(&form)?;
-    let endpoint = format!("{}{INTROSPECTION_PATH}", state.issuer);
+    let endpoint = endpoints::url(&state.issuer, endpoints::INTROSPECTION);
     let auth = authenticate_client(state, &headers, &creds, &endpoint, now).await;
     let auth = match auth {
         Ok(a) => a,
@@ -900,7 +894,7 @@ pub async fn revoke(
     let now = clock::now();
     let form = form?;
     let (creds, token) = auxiliary_form(&form)?;
-    let endpoint = format!("{}{REVOCATION_PATH}", state.issuer);
+    let endpoint = endpoints::url(&state.issuer, endpoints::REVOCATION);
     let ev = AuditEvent::at("token.revoke", Outcome::Success, now)
         .source(&caller.source.to_string())
         .request(&caller.request_id);
