@@ -1,5 +1,6 @@
 //! Token endpoint requests (RFC 6749 §4.4, RFC 8693 §2.1, RFC 8707 §2): a lenient raw form
 //! is parsed into one typed request per grant, so each defect maps to the right error.
+//! Introspection and revocation requests (RFC 7662 §2.1, RFC 7009 §2.1) are parsed here too.
 
 use crate::oauth::error::{ErrorKind, OAuthError};
 use crate::oauth::scope;
@@ -187,6 +188,36 @@ pub fn parse(pairs: &[(String, String)]) -> Result<(TokenRequest, BodyCredential
     Ok((request, creds))
 }
 
+/// Most parameters accepted by introspection and revocation, which take fewer.
+const MAX_TOKEN_PARAMETER_PARAMS: usize = 16;
+
+/// Parses the form of an introspection (RFC 7662 §2.1) or revocation (RFC 7009 §2.1)
+/// request into its `token` and the body credentials. The first occurrence of each
+/// parameter counts; `token_type_hint` is not needed (Patron issues one kind of token).
+pub fn parse_token_parameter(
+    pairs: &[(String, String)],
+) -> Result<(String, BodyCredentials), OAuthError> {
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    if pairs.len() > MAX_TOKEN_PARAMETER_PARAMS {
+        return Err(invalid("too many parameters", "too_many_parameters"));
+    }
+    let token = get("token")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| invalid("token is missing", "token_missing"))?;
+    let creds = BodyCredentials {
+        client_id: get("client_id"),
+        client_secret: get("client_secret"),
+        client_assertion_type: get("client_assertion_type"),
+        client_assertion: get("client_assertion"),
+    };
+    Ok((token, creds))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,5 +301,25 @@ mod tests {
         assert!(
             matches!(r, TokenRequest::TokenExchange { ref target, .. } if target == "https://skill.example")
         );
+    }
+
+    #[test]
+    fn introspection_and_revocation_forms_need_a_token() {
+        let (token, c) = parse_token_parameter(&form(&[
+            ("token", "tok"),
+            ("client_id", "agt_1"),
+            ("token", "second"),
+        ]))
+        .unwrap();
+        assert_eq!(token, "tok");
+        assert_eq!(c.client_id.as_deref(), Some("agt_1"));
+        let reason = |pairs: &[(&str, &str)]| parse_token_parameter(&form(pairs)).unwrap_err();
+        assert_eq!(reason(&[("token", "")]).reason(), "token_missing");
+        assert_eq!(
+            reason(&[("client_id", "a")]).kind(),
+            ErrorKind::InvalidRequest
+        );
+        let many: Vec<(&str, &str)> = (0..17).map(|_| ("x", "y")).collect();
+        assert_eq!(reason(&many).reason(), "too_many_parameters");
     }
 }
