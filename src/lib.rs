@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod outbound;
 pub mod ratelimit;
+pub mod secret;
 pub mod service;
 pub mod startup;
 pub mod state;

@@ -7,6 +7,7 @@ use crate::endpoints::{INTROSPECTION, REVOCATION, TOKEN};
 use crate::http::error::{self, HttpError};
 use crate::http::extract::{MAX_FORM_BODY, caller, form_pairs};
 use crate::oauth::error::OAuthError;
+use crate::secret::Secret;
 use crate::service::token::{self, RequestHeaders};
 use crate::state::AppState;
 
@@ -32,7 +33,7 @@ fn headers(req: &HttpRequest) -> RequestHeaders {
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
+            .map(Secret::from),
         dpop,
     }
 }

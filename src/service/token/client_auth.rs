@@ -13,6 +13,7 @@ use crate::jose::jwks::PublicKeySet;
 use crate::oauth::client_metadata::TokenEndpointAuthMethod;
 use crate::oauth::error::{ErrorKind, OAuthError};
 use crate::oauth::token_request::{BodyCredentials, JWT_BEARER_ASSERTION};
+use crate::secret::Secret;
 use crate::service::directory::ClientRecord;
 use crate::service::store_failure;
 use crate::state::AppState;
@@ -23,7 +24,9 @@ pub struct Authenticated {
     pub client: Arc<ClientRecord>,
 }
 
-fn basic_credentials(header: &str) -> Option<(String, String)> {
+/// The client id and secret of an HTTP Basic `Authorization` header value.
+fn basic_credentials(header: &Secret) -> Option<(String, Secret)> {
+    let header = header.expose();
     let (scheme, value) = header.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
@@ -39,18 +42,19 @@ fn basic_credentials(header: &str) -> Option<(String, String)> {
             .next()
             .map(|(_, v)| v.into_owned())
     };
-    Some((dec(id)?, dec(secret)?))
+    Some((dec(id)?, Secret::from(dec(secret)?)))
 }
 
-/// Authenticates the client at the token, introspection or revocation endpoint.
+/// Authenticates the client at the token, introspection or revocation endpoint. Takes the
+/// body credentials by value so that a secret moves, uncopied, to the blocking pool.
 pub async fn authenticate_client(
     state: &AppState,
     headers: &RequestHeaders,
-    creds: &BodyCredentials,
+    creds: BodyCredentials,
     endpoint_url: &str,
     now: UnixTime,
 ) -> Result<Authenticated, OAuthError> {
-    let basic = headers.authorization.as_deref().and_then(basic_credentials);
+    let basic = headers.authorization.as_ref().and_then(basic_credentials);
     let methods = usize::from(basic.is_some())
         + usize::from(creds.client_secret.is_some())
         + usize::from(creds.client_assertion.is_some());
@@ -78,7 +82,7 @@ pub async fn authenticate_client(
                 "assertion_type_unsupported",
             ));
         }
-        let id = client_assertion::unverified_client_id(assertion)
+        let id = client_assertion::unverified_client_id(assertion.expose())
             .ok_or_else(|| invalid_client("the client assertion is malformed", "jwt_malformed"))?;
         if creds.client_id.as_ref().is_some_and(|c| *c != id) {
             return Err(invalid_client(
@@ -114,15 +118,18 @@ pub async fn authenticate_client(
         TokenEndpointAuthMethod::ClientSecretBasic | TokenEndpointAuthMethod::ClientSecretPost => {
             let secret = basic
                 .map(|(_, s)| s)
-                .or_else(|| creds.client_secret.clone())
-                .unwrap_or_default();
+                .or(creds.client_secret)
+                .unwrap_or_else(|| Secret::from(String::new()));
             let phc = client.secret_hash.clone().unwrap_or_default();
-            let ok = if state.secrets.verify_fast(&client.client_id, &secret, &phc) {
+            let ok = if state
+                .secrets
+                .verify_fast(&client.client_id, secret.expose(), &phc)
+            {
                 true
             } else {
                 // argon2id only on the first success per process, and on every failure.
                 let (cid, st) = (client.client_id.clone(), state.secrets.clone());
-                tokio::task::spawn_blocking(move || st.verify(&cid, &secret, &phc).0)
+                tokio::task::spawn_blocking(move || st.verify(&cid, secret.expose(), &phc).0)
                     .await
                     .unwrap_or(false)
             };
@@ -135,7 +142,11 @@ pub async fn authenticate_client(
         }
         TokenEndpointAuthMethod::PrivateKeyJwt => {
             let keys = client_keys(state, &client).await?;
-            let assertion = creds.client_assertion.as_deref().unwrap_or_default();
+            let assertion = creds
+                .client_assertion
+                .as_ref()
+                .map(Secret::expose)
+                .unwrap_or_default();
             let audiences = [state.issuer.as_str(), endpoint_url];
             let verified = client_assertion::verify_assertion(
                 assertion,
@@ -171,15 +182,15 @@ pub(super) fn claimed_client_id(
 ) -> Option<String> {
     headers
         .authorization
-        .as_deref()
+        .as_ref()
         .and_then(basic_credentials)
         .map(|(id, _)| id)
         .or_else(|| creds.client_id.clone())
         .or_else(|| {
             creds
                 .client_assertion
-                .as_deref()
-                .and_then(client_assertion::unverified_client_id)
+                .as_ref()
+                .and_then(|a| client_assertion::unverified_client_id(a.expose()))
         })
         .filter(|id| id.len() <= 200)
 }
@@ -216,12 +227,15 @@ mod tests {
 
     #[test]
     fn basic_credentials_are_form_decoded() {
+        let decoded = |h: &str| {
+            basic_credentials(&Secret::from(h)).map(|(id, s)| (id, s.expose().to_owned()))
+        };
         let h = format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode("agt_1:a%2Bb")
         );
-        assert_eq!(basic_credentials(&h), Some(("agt_1".into(), "a+b".into())));
-        assert_eq!(basic_credentials("Bearer x"), None);
-        assert_eq!(basic_credentials("Basic !!!"), None);
+        assert_eq!(decoded(&h), Some(("agt_1".into(), "a+b".into())));
+        assert_eq!(decoded("Bearer x"), None);
+        assert_eq!(decoded("Basic !!!"), None);
     }
 }

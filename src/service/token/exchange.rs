@@ -10,6 +10,7 @@ use super::{Issued, err, issue, known_skill, narrow_scopes, require_binding, sti
 use crate::clock::UnixTime;
 use crate::jose::access_token::{self, AccessTokenClaims, Confirmation};
 use crate::oauth::error::{ErrorKind, OAuthError};
+use crate::secret::Secret;
 use crate::service::directory::ClientRecord;
 use crate::service::store_failure;
 use crate::state::AppState;
@@ -95,13 +96,13 @@ pub async fn validate_issued(
 pub(super) async fn grant(
     state: &AppState,
     requester: &ClientRecord,
-    subject_token: &str,
+    subject_token: &Secret,
     target: &str,
     scope: Option<String>,
     jkt: Option<String>,
     now: UnixTime,
 ) -> Result<Issued, OAuthError> {
-    let (subject, agent) = validate_issued(state, subject_token, now).await?;
+    let (subject, agent) = validate_issued(state, subject_token.expose(), now).await?;
     let skill = known_skill(state, target).await?;
 
     // Who may exchange: the agent itself, or the skill the subject token was issued to

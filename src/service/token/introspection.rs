@@ -23,7 +23,7 @@ pub async fn introspect(
     let form = form?;
     let (token, creds) = token_request::parse_token_parameter(&form)?;
     let endpoint = endpoints::url(&state.issuer, endpoints::INTROSPECTION);
-    let auth = authenticate_client(state, &headers, &creds, &endpoint, now).await;
+    let auth = authenticate_client(state, &headers, creds, &endpoint, now).await;
     let auth = match auth {
         Ok(a) => a,
         Err(e) => {
@@ -40,7 +40,7 @@ pub async fn introspect(
         .client(&auth.client.client_id)
         .source(&caller.source.to_string())
         .request(&caller.request_id);
-    let (claims, _) = match validate_issued(state, &token, now).await {
+    let (claims, _) = match validate_issued(state, token.expose(), now).await {
         Ok(v) => v,
         Err(e) => {
             state.audit.record(ev.reason(e.reason()).detail("inactive"));

@@ -34,6 +34,7 @@ use crate::oauth::client_metadata::GrantType;
 use crate::oauth::error::{ErrorKind, OAuthError};
 use crate::oauth::scope;
 use crate::oauth::token_request::{self, ACCESS_TOKEN_TYPE, TokenRequest};
+use crate::secret::Secret;
 use crate::service::directory::ClientRecord;
 use crate::service::registration::Caller;
 use crate::service::store_failure;
@@ -50,7 +51,7 @@ pub use revocation::{revoke, sync_revocations};
 #[derive(Debug, Default)]
 pub struct RequestHeaders {
     /// `Authorization` header value.
-    pub authorization: Option<String>,
+    pub authorization: Option<Secret>,
     /// `DPoP` header value; `Err` when the header was repeated.
     pub dpop: Option<Result<String, ()>>,
 }
@@ -59,7 +60,8 @@ pub struct RequestHeaders {
 #[derive(Debug, serde::Serialize)]
 pub struct TokenResponse {
     /// The token.
-    pub access_token: String,
+    #[serde(serialize_with = "crate::secret::serialize_exposed")]
+    pub access_token: Secret,
     /// `DPoP` when bound, else `Bearer`.
     pub token_type: &'static str,
     /// Seconds until expiry.
@@ -134,7 +136,7 @@ async fn token_inner(
     // Attribute refusals to the client it claims to be, so its owner sees them.
     *client_id_out = client_auth::claimed_client_id(headers, &creds);
     let endpoint = endpoints::url(&state.issuer, endpoints::TOKEN);
-    let auth = authenticate_client(state, headers, &creds, &endpoint, now).await?;
+    let auth = authenticate_client(state, headers, creds, &endpoint, now).await?;
     let client = auth.client;
     *client_id_out = Some(client.client_id.clone());
     let jkt = dpop::check_dpop(state, headers, &endpoint, now).await?;
@@ -287,7 +289,7 @@ fn issue(
         OAuthError::server_error()
     })?;
     let response = TokenResponse {
-        access_token: token,
+        access_token: Secret::from(token),
         token_type: if claims.cnf.is_some() {
             "DPoP"
         } else {

@@ -28,7 +28,7 @@ pub async fn revoke(
     let ev = AuditEvent::at("token.revoke", Outcome::Success, now)
         .source(&caller.source.to_string())
         .request(&caller.request_id);
-    let auth = match authenticate_client(state, &headers, &creds, &endpoint, now).await {
+    let auth = match authenticate_client(state, &headers, creds, &endpoint, now).await {
         Ok(a) => a,
         Err(e) => {
             state.audit.record(
@@ -42,18 +42,19 @@ pub async fn revoke(
     };
     let ev = ev.client(&auth.client.client_id);
     let ring = state.keys.ring();
-    let claims = match state
-        .verified_tokens
-        .verify(&token, &ring.public, &state.issuer, now)
-    {
-        Ok(c) => c,
-        Err(r) => {
-            state
-                .audit
-                .record(ev.reason(r.as_str()).detail("nothing to revoke"));
-            return Ok(());
-        }
-    };
+    let claims =
+        match state
+            .verified_tokens
+            .verify(token.expose(), &ring.public, &state.issuer, now)
+        {
+            Ok(c) => c,
+            Err(r) => {
+                state
+                    .audit
+                    .record(ev.reason(r.as_str()).detail("nothing to revoke"));
+                return Ok(());
+            }
+        };
     let me = &auth.client.client_id;
     if *me != claims.sub && *me != claims.client_id {
         state.audit.record(
