@@ -7,7 +7,8 @@
 //! refuses `jwk` headers, RFC 8725 §3.10) cannot be used as is. The checks here follow
 //! RFC 9449 §4.3 and reuse the profile's building blocks: the same algorithm allow-list
 //! ([`VERIFY_ALGORITHMS`]), the same public-key validation ([`PublicKeySet::from_jwks`])
-//! and the same verifiers ([`verifier`]).
+//! and the same verifiers ([`crate::jose::jwks::verifier`]); the compact form is split by
+//! [`crate::jose::compact::split`], as everywhere else.
 //!
 //! Replay protection (remembering `jti` for the proof's lifetime, RFC 9449 §11.1) needs
 //! state and is the caller's job; [`VerifiedProof`] returns what it needs.

@@ -2,14 +2,14 @@
 //! what both grants share (scope narrowing, DPoP binding, signing and the token response).
 //! One module per job beside it:
 //!
-//! - [`client_auth`]: client authentication at the token, introspection and revocation
+//! - `client_auth`: client authentication at the token, introspection and revocation
 //!   endpoints (RFC 6749 §2.3, RFC 7523 `private_key_jwt`);
-//! - [`dpop`]: DPoP proofs and server nonces (RFC 9449);
-//! - [`client_credentials`]: the `client_credentials` grant (RFC 6749 §4.4 with RFC 8707
+//! - `dpop`: DPoP proofs and server nonces (RFC 9449);
+//! - `client_credentials`: the `client_credentials` grant (RFC 6749 §4.4 with RFC 8707
 //!   resources);
-//! - [`exchange`]: token exchange (RFC 8693) and the validation of tokens Patron issued;
-//! - [`introspection`]: RFC 7662;
-//! - [`revocation`]: RFC 7009, and loading revocations made by other replicas.
+//! - `exchange`: token exchange (RFC 8693) and the validation of tokens Patron issued;
+//! - `introspection`: RFC 7662;
+//! - `revocation`: RFC 7009, and loading revocations made by other replicas.
 //!
 //! Every issuance and every refusal is audited with its reason code. The hot path makes no
 //! database round trip: clients, grants and skills come from the [`Directory`] cache,
