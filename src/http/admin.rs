@@ -9,6 +9,9 @@ use actix_web::FromRequest;
 use actix_web::dev::Payload;
 use futures_util::future::{Ready, ready};
 
+use crate::endpoints::admin::{
+    APPROVE_AGENT, RESUME_AGENT, REVOKE_OWNER, SCOPE, SKILLS, SUSPEND_AGENT,
+};
 use crate::http::error::HttpError;
 use crate::http::extract::{MAX_JSON_BODY, bearer, caller, json_object};
 use crate::oauth::error::{ErrorKind, OAuthError};
@@ -19,13 +22,13 @@ use crate::state::AppState;
 /// Routes of this area.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::scope("/admin")
-            .route("/skills", web::post().to(put_skill))
-            .route("/skills", web::get().to(list_skills))
-            .route("/agents/{client_id}/approve", web::post().to(approve_agent))
-            .route("/agents/{client_id}/suspend", web::post().to(suspend_agent))
-            .route("/agents/{client_id}/resume", web::post().to(resume_agent))
-            .route("/owners/{owner_id}/revoke-all", web::post().to(revoke_all)),
+        web::scope(SCOPE)
+            .route(SKILLS, web::post().to(put_skill))
+            .route(SKILLS, web::get().to(list_skills))
+            .route(APPROVE_AGENT, web::post().to(approve_agent))
+            .route(SUSPEND_AGENT, web::post().to(suspend_agent))
+            .route(RESUME_AGENT, web::post().to(resume_agent))
+            .route(REVOKE_OWNER, web::post().to(revoke_all)),
     );
 }
 

@@ -4,17 +4,14 @@
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 
-use crate::oauth::discovery::JWKS_PATH;
+use crate::endpoints::{JWKS, OAUTH_METADATA, OPENID_CONFIGURATION};
 use crate::state::AppState;
 
 /// Routes of this area.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/.well-known/oauth-authorization-server",
-        web::get().to(metadata),
-    )
-    .route("/.well-known/openid-configuration", web::get().to(metadata))
-    .route(JWKS_PATH, web::get().to(jwks));
+    cfg.route(OAUTH_METADATA, web::get().to(metadata))
+        .route(OPENID_CONFIGURATION, web::get().to(metadata))
+        .route(JWKS, web::get().to(jwks));
 }
 
 async fn metadata(state: web::Data<AppState>) -> HttpResponse {

@@ -2,13 +2,14 @@
 
 use actix_web::{HttpResponse, web};
 
+use crate::endpoints::{HEALTHZ, METRICS, READYZ};
 use crate::state::AppState;
 
 /// Routes of this area.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics));
+    cfg.route(HEALTHZ, web::get().to(healthz))
+        .route(READYZ, web::get().to(readyz))
+        .route(METRICS, web::get().to(metrics));
 }
 
 /// The process is up.

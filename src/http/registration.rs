@@ -4,9 +4,9 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value};
 
+use crate::endpoints::{CLIENT_CONFIGURATION, REGISTRATION};
 use crate::http::error::{self, HttpError};
 use crate::http::extract::{MAX_JSON_BODY, bearer, caller, json_object};
-use crate::oauth::discovery::REGISTRATION_PATH;
 use crate::oauth::error::ErrorKind;
 use crate::service::registration;
 use crate::state::AppState;
@@ -14,12 +14,12 @@ use crate::state::AppState;
 /// Routes of this area.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource(REGISTRATION_PATH)
+        web::resource(REGISTRATION)
             .route(web::post().to(register_client))
             .default_service(web::to(error::method_not_allowed)),
     )
     .service(
-        web::resource(format!("{REGISTRATION_PATH}/{{client_id}}"))
+        web::resource(CLIENT_CONFIGURATION)
             .route(web::get().to(read_client))
             .route(web::put().to(update_client))
             .route(web::delete().to(delete_client))

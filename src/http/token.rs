@@ -3,21 +3,21 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use crate::endpoints::{INTROSPECTION, REVOCATION, TOKEN};
 use crate::http::error::{self, HttpError};
 use crate::http::extract::{MAX_FORM_BODY, caller, form_pairs};
 use crate::oauth::error::OAuthError;
-use crate::service::token::{
-    self, INTROSPECTION_PATH, REVOCATION_PATH, RequestHeaders, TOKEN_PATH,
-};
+use crate::secret::Secret;
+use crate::service::token::{self, RequestHeaders};
 use crate::state::AppState;
 
 /// Routes of this area.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let resource =
         |path: &str| web::resource(path).default_service(web::to(error::method_not_allowed));
-    cfg.service(resource(TOKEN_PATH).route(web::post().to(issue_token)))
-        .service(resource(INTROSPECTION_PATH).route(web::post().to(introspect_token)))
-        .service(resource(REVOCATION_PATH).route(web::post().to(revoke_token)));
+    cfg.service(resource(TOKEN).route(web::post().to(issue_token)))
+        .service(resource(INTROSPECTION).route(web::post().to(introspect_token)))
+        .service(resource(REVOCATION).route(web::post().to(revoke_token)));
 }
 
 fn headers(req: &HttpRequest) -> RequestHeaders {
@@ -33,7 +33,7 @@ fn headers(req: &HttpRequest) -> RequestHeaders {
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
+            .map(Secret::from),
         dpop,
     }
 }

@@ -17,6 +17,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
 use crate::clock::UnixTime;
+use crate::jose::compact;
 use crate::jose::jwks::PublicKeySet;
 use crate::jose::profile::{self, Expectations, MAX_JWT_BYTES, Reason};
 
@@ -104,13 +105,8 @@ pub fn unverified_client_id(assertion: &str) -> Option<String> {
     if assertion.len() > MAX_JWT_BYTES {
         return None;
     }
-    let mut parts = assertion.split('.');
-    let (Some(_), Some(claims), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return None;
-    };
-    let bytes = URL_SAFE_NO_PAD.decode(claims).ok()?;
+    let parts = compact::split(assertion)?;
+    let bytes = URL_SAFE_NO_PAD.decode(parts.payload).ok()?;
     let claims: Value = serde_json::from_slice(&bytes).ok()?;
     let non_empty = |name: &str| {
         claims

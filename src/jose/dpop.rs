@@ -7,7 +7,8 @@
 //! refuses `jwk` headers, RFC 8725 §3.10) cannot be used as is. The checks here follow
 //! RFC 9449 §4.3 and reuse the profile's building blocks: the same algorithm allow-list
 //! ([`VERIFY_ALGORITHMS`]), the same public-key validation ([`PublicKeySet::from_jwks`])
-//! and the same verifiers ([`verifier`]).
+//! and the same verifiers ([`crate::jose::jwks::verifier`]); the compact form is split by
+//! [`crate::jose::compact::split`], as everywhere else.
 //!
 //! Replay protection (remembering `jti` for the proof's lifetime, RFC 9449 §11.1) needs
 //! state and is the caller's job; [`VerifiedProof`] returns what it needs.
@@ -20,6 +21,7 @@ use serde_json::{Map, Value, json};
 
 use crate::clock::UnixTime;
 use crate::crypto::{constant_time_eq, sha256};
+use crate::jose::compact;
 use crate::jose::jwks::{PublicKeySet, VERIFY_ALGORITHMS};
 
 /// Largest DPoP proof accepted, in bytes. Proofs are sent on every request in an HTTP
@@ -276,20 +278,15 @@ pub fn verify_proof(proof: &str, req: &ProofRequirements<'_>) -> Result<Verified
     if proof.len() > MAX_PROOF_BYTES {
         return Err(DpopError::Malformed);
     }
-    let mut parts = proof.split('.');
-    let (Some(h), Some(c), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(DpopError::Malformed);
-    };
+    let parts = compact::split(proof).ok_or(DpopError::Malformed)?;
     let decode = |part: &str| {
         URL_SAFE_NO_PAD
             .decode(part)
             .map_err(|_| DpopError::Malformed)
     };
-    let header = json_object(&decode(h)?)?;
-    let claims_bytes = decode(c)?;
-    let signature = decode(s)?;
+    let header = json_object(&decode(parts.header)?)?;
+    let claims_bytes = decode(parts.payload)?;
+    let signature = decode(parts.signature)?;
     if signature.is_empty() {
         return Err(DpopError::Malformed);
     }
@@ -318,8 +315,7 @@ pub fn verify_proof(proof: &str, req: &ProofRequirements<'_>) -> Result<Verified
     let v = key.verifier(alg).ok_or(DpopError::JwkInvalid)?;
 
     // Signature (RFC 9449 §4.3 step 6), before any claim is looked at.
-    let signing_input = &proof[..h.len() + 1 + c.len()];
-    v.verify(signing_input.as_bytes(), &signature)
+    v.verify(parts.signing_input.as_bytes(), &signature)
         .map_err(|_| DpopError::SignatureInvalid)?;
     let claims = json_object(&claims_bytes)?;
 

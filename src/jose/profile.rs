@@ -17,6 +17,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 
 use crate::clock::UnixTime;
+use crate::jose::compact;
 use crate::jose::jwks::{PublicKeySet, VERIFY_ALGORITHMS};
 
 /// Largest JWT accepted, in bytes.
@@ -172,13 +173,8 @@ pub fn decode<'a>(token: &'a str, expect: &Expectations<'_>) -> Result<Unverifie
     if token.len() > MAX_JWT_BYTES {
         return Err(Reason::TooLarge);
     }
-    let mut parts = token.split('.');
-    let (Some(h), Some(c), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(Reason::Malformed);
-    };
-    let header = decode_part(h)?;
+    let parts = compact::split(token).ok_or(Reason::Malformed)?;
+    let header = decode_part(parts.header)?;
     let alg = header
         .get("alg")
         .and_then(Value::as_str)
@@ -198,16 +194,17 @@ pub fn decode<'a>(token: &'a str, expect: &Expectations<'_>) -> Result<Unverifie
             _ => return Err(Reason::TypMismatch),
         }
     }
-    let unverified_claims = decode_part(c)?;
-    let signature = URL_SAFE_NO_PAD.decode(s).map_err(|_| Reason::Malformed)?;
+    let unverified_claims = decode_part(parts.payload)?;
+    let signature = URL_SAFE_NO_PAD
+        .decode(parts.signature)
+        .map_err(|_| Reason::Malformed)?;
     if signature.is_empty() {
         return Err(Reason::Malformed);
     }
-    let signing_input = &token[..h.len() + 1 + c.len()];
     Ok(Unverified {
         header,
         unverified_claims,
-        signing_input,
+        signing_input: parts.signing_input,
         signature,
     })
 }

@@ -5,12 +5,8 @@
 
 use serde_json::{Value, json};
 
+use crate::endpoints::{self, INTROSPECTION, JWKS, REGISTRATION, REVOCATION, TOKEN};
 use crate::jose::jwks::VERIFY_ALGORITHMS;
-
-/// Path of the JWKS document.
-pub const JWKS_PATH: &str = "/jwks.json";
-/// Path of the registration endpoint.
-pub const REGISTRATION_PATH: &str = "/register";
 
 /// Client authentication methods the token, introspection and revocation endpoints accept.
 const AUTH_METHODS: &[&str] = &[
@@ -37,11 +33,11 @@ pub fn metadata(input: &MetadataInput<'_>) -> Value {
     let iss = input.issuer;
     json!({
         "issuer": iss,
-        "jwks_uri": format!("{iss}{JWKS_PATH}"),
-        "registration_endpoint": format!("{iss}{REGISTRATION_PATH}"),
-        "token_endpoint": format!("{iss}/token"),
-        "introspection_endpoint": format!("{iss}/introspect"),
-        "revocation_endpoint": format!("{iss}/revoke"),
+        "jwks_uri": endpoints::url(iss, JWKS),
+        "registration_endpoint": endpoints::url(iss, REGISTRATION),
+        "token_endpoint": endpoints::url(iss, TOKEN),
+        "introspection_endpoint": endpoints::url(iss, INTROSPECTION),
+        "revocation_endpoint": endpoints::url(iss, REVOCATION),
         "grant_types_supported": ["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"],
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
         "token_endpoint_auth_signing_alg_values_supported": VERIFY_ALGORITHMS,
@@ -81,6 +77,8 @@ mod tests {
         assert_eq!(m["registration_endpoint"], "https://as.example/register");
         assert_eq!(m["patron_validation_profile"]["clock_skew_seconds"], 60);
         assert_eq!(m["token_endpoint"], "https://as.example/token");
+        assert_eq!(m["introspection_endpoint"], "https://as.example/introspect");
+        assert_eq!(m["revocation_endpoint"], "https://as.example/revoke");
         assert!(
             m.get("authorization_endpoint").is_none(),
             "not implemented yet, so not advertised"

@@ -1,8 +1,10 @@
 //! Token endpoint requests (RFC 6749 §4.4, RFC 8693 §2.1, RFC 8707 §2): a lenient raw form
 //! is parsed into one typed request per grant, so each defect maps to the right error.
+//! Introspection and revocation requests (RFC 7662 §2.1, RFC 7009 §2.1) are parsed here too.
 
 use crate::oauth::error::{ErrorKind, OAuthError};
 use crate::oauth::scope;
+use crate::secret::Secret;
 
 /// Grant type URI of token exchange.
 pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -15,20 +17,20 @@ pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-t
 const MAX_PARAMS: usize = 32;
 
 /// Client credentials as presented in the request body (header credentials are separate).
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct BodyCredentials {
     /// `client_id`.
     pub client_id: Option<String>,
     /// `client_secret` (client_secret_post).
-    pub client_secret: Option<String>,
+    pub client_secret: Option<Secret>,
     /// `client_assertion_type`.
     pub client_assertion_type: Option<String>,
     /// `client_assertion` (private_key_jwt).
-    pub client_assertion: Option<String>,
+    pub client_assertion: Option<Secret>,
 }
 
 /// A parsed token request.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum TokenRequest {
     /// `client_credentials`, optionally for one resource.
     ClientCredentials {
@@ -40,7 +42,7 @@ pub enum TokenRequest {
     /// RFC 8693 token exchange.
     TokenExchange {
         /// The token being exchanged.
-        subject_token: String,
+        subject_token: Secret,
         /// The one target (from `resource` or `audience`).
         target: String,
         /// Requested scopes.
@@ -84,9 +86,9 @@ pub fn parse(pairs: &[(String, String)]) -> Result<(TokenRequest, BodyCredential
     };
     let creds = BodyCredentials {
         client_id: get("client_id"),
-        client_secret: get("client_secret"),
+        client_secret: get("client_secret").map(Secret::from),
         client_assertion_type: get("client_assertion_type"),
-        client_assertion: get("client_assertion"),
+        client_assertion: get("client_assertion").map(Secret::from),
     };
     let scope = get("scope").filter(|s| !s.trim().is_empty());
     if let Some(s) = &scope {
@@ -168,7 +170,7 @@ pub fn parse(pairs: &[(String, String)]) -> Result<(TokenRequest, BodyCredential
                 )
             })?;
             TokenRequest::TokenExchange {
-                subject_token,
+                subject_token: Secret::from(subject_token),
                 target,
                 scope,
             }
@@ -185,6 +187,36 @@ pub fn parse(pairs: &[(String, String)]) -> Result<(TokenRequest, BodyCredential
         }
     };
     Ok((request, creds))
+}
+
+/// Most parameters accepted by introspection and revocation, which take fewer.
+const MAX_TOKEN_PARAMETER_PARAMS: usize = 16;
+
+/// Parses the form of an introspection (RFC 7662 §2.1) or revocation (RFC 7009 §2.1)
+/// request into its `token` and the body credentials. The first occurrence of each
+/// parameter counts; `token_type_hint` is not needed (Patron issues one kind of token).
+pub fn parse_token_parameter(
+    pairs: &[(String, String)],
+) -> Result<(Secret, BodyCredentials), OAuthError> {
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    if pairs.len() > MAX_TOKEN_PARAMETER_PARAMS {
+        return Err(invalid("too many parameters", "too_many_parameters"));
+    }
+    let token = get("token")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| invalid("token is missing", "token_missing"))?;
+    let creds = BodyCredentials {
+        client_id: get("client_id"),
+        client_secret: get("client_secret").map(Secret::from),
+        client_assertion_type: get("client_assertion_type"),
+        client_assertion: get("client_assertion").map(Secret::from),
+    };
+    Ok((Secret::from(token), creds))
 }
 
 #[cfg(test)]
@@ -270,5 +302,42 @@ mod tests {
         assert!(
             matches!(r, TokenRequest::TokenExchange { ref target, .. } if target == "https://skill.example")
         );
+    }
+
+    #[test]
+    fn introspection_and_revocation_forms_need_a_token() {
+        let (token, c) = parse_token_parameter(&form(&[
+            ("token", "tok"),
+            ("client_id", "agt_1"),
+            ("token", "second"),
+        ]))
+        .unwrap();
+        assert_eq!(token.expose(), "tok");
+        assert_eq!(c.client_id.as_deref(), Some("agt_1"));
+        let reason = |pairs: &[(&str, &str)]| parse_token_parameter(&form(pairs)).unwrap_err();
+        assert_eq!(reason(&[("token", "")]).reason(), "token_missing");
+        assert_eq!(
+            reason(&[("client_id", "a")]).kind(),
+            ErrorKind::InvalidRequest
+        );
+        let many: Vec<(&str, &str)> = (0..17).map(|_| ("x", "y")).collect();
+        assert_eq!(reason(&many).reason(), "too_many_parameters");
+    }
+
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let (r, c) = parse(&form(&[
+            ("grant_type", TOKEN_EXCHANGE),
+            ("subject_token", "sekrit-subject"),
+            ("subject_token_type", ACCESS_TOKEN_TYPE),
+            ("audience", "https://skill.example"),
+            ("client_id", "agt_1"),
+            ("client_secret", "sekrit-secret"),
+        ]))
+        .unwrap();
+        let (t, _) = parse_token_parameter(&form(&[("token", "sekrit-token")])).unwrap();
+        let shown = format!("{r:?} {c:?} {t:?}");
+        assert!(!shown.contains("sekrit"), "{shown}");
+        assert!(shown.contains("agt_1"), "{shown}");
     }
 }

@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use crate::audit::{AuditEvent, Outcome};
 use crate::clock::{self, UnixTime};
 use crate::crypto;
+use crate::endpoints;
 use crate::jose::jwks::PublicKeySet;
 use crate::jose::software_statement::StatementError;
 use crate::mail::Notification;
@@ -165,7 +166,10 @@ fn client_information(state: &AppState, row: &ClientRow) -> Result<Map<String, V
     }
     out.insert(
         "registration_client_uri".into(),
-        json!(format!("{}/register/{}", state.issuer, row.client_id)),
+        json!(endpoints::client_configuration_url(
+            &state.issuer,
+            &row.client_id
+        )),
     );
     out.insert("owner_status".into(), json!(row.status.as_str()));
     if let (Some(code), Some(exp)) = (&row.user_code, row.expires_at) {
@@ -174,11 +178,11 @@ fn client_information(state: &AppState, row: &ClientRow) -> Result<Map<String, V
             out.insert("user_code".into(), json!(shown));
             out.insert(
                 "verification_uri".into(),
-                json!(format!("{}/claim", state.issuer)),
+                json!(endpoints::url(&state.issuer, endpoints::CLAIM)),
             );
             out.insert(
                 "verification_uri_complete".into(),
-                json!(format!("{}/claim?user_code={}", state.issuer, shown)),
+                json!(endpoints::claim_url_with_code(&state.issuer, &shown)),
             );
             out.insert("user_code_expires_at".into(), json!(exp));
         }

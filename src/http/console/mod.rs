@@ -21,6 +21,8 @@ mod skills;
 
 use actix_web::web;
 
+use crate::endpoints;
+
 /// Routes of this area.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/console", web::get().to(agents::dashboard))
@@ -53,8 +55,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(settings::kill_switch),
         )
         .route("/console/admin", web::get().to(admin::admin_overview))
-        .route("/claim", web::get().to(claim::claim_page))
-        .route("/claim", web::post().to(claim::claim_action));
+        .route(endpoints::CLAIM, web::get().to(claim::claim_page))
+        .route(endpoints::CLAIM, web::post().to(claim::claim_action));
 }
 
 #[cfg(test)]

@@ -1,0 +1,207 @@
+//! Token exchange (RFC 8693): an agent trades its token for a skill token, or a skill
+//! trades a token it received for one to another skill (delegation, recorded in `act`).
+//! Also the validation of tokens Patron issued, which exchange and introspection share.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+
+use super::{Issued, err, issue, known_skill, narrow_scopes, require_binding, still_offered};
+use crate::clock::UnixTime;
+use crate::jose::access_token::{self, AccessTokenClaims, Confirmation};
+use crate::oauth::error::{ErrorKind, OAuthError};
+use crate::secret::Secret;
+use crate::service::directory::ClientRecord;
+use crate::service::store_failure;
+use crate::state::AppState;
+use crate::store::models::clients::ClientStatus;
+
+fn act_depth(act: Option<&Value>) -> usize {
+    let mut depth = 0;
+    let mut cur = act;
+    while let Some(a) = cur {
+        depth += 1;
+        cur = a.get("act");
+    }
+    depth
+}
+
+/// Validates a token Patron issued, including revocation and the state of its agent.
+pub async fn validate_issued(
+    state: &AppState,
+    token: &str,
+    now: UnixTime,
+) -> Result<(Arc<AccessTokenClaims>, Arc<ClientRecord>), OAuthError> {
+    let ring = state.keys.ring();
+    let claims = state
+        .verified_tokens
+        .verify(token, &ring.public, &state.issuer, now)
+        .map_err(|r| {
+            err(
+                ErrorKind::InvalidGrant,
+                format!("subject_token: {}", r.description()),
+                r.as_str(),
+            )
+        })?;
+    let revoked = std::iter::once(&claims.jti)
+        .chain(claims.patron_chain.iter())
+        .any(|j| state.revocations.is_revoked(j));
+    if revoked {
+        return Err(err(
+            ErrorKind::InvalidGrant,
+            "the token has been revoked",
+            "token_revoked",
+        ));
+    }
+    let agent = state
+        .directory
+        .client(&state.store, &claims.sub)
+        .await
+        .map_err(store_failure)?
+        .ok_or_else(|| {
+            err(
+                ErrorKind::InvalidGrant,
+                "the token's agent no longer exists",
+                "agent_deleted",
+            )
+        })?;
+    match agent.status {
+        ClientStatus::Active => {}
+        ClientStatus::Suspended => {
+            return Err(err(
+                ErrorKind::InvalidGrant,
+                "the token's agent is suspended",
+                "agent_suspended",
+            ));
+        }
+        ClientStatus::Pending => {
+            return Err(err(
+                ErrorKind::InvalidGrant,
+                "the token's agent is not approved",
+                "agent_pending",
+            ));
+        }
+    }
+    if agent.revoked_at(claims.iat) {
+        return Err(err(
+            ErrorKind::InvalidGrant,
+            "the token has been revoked",
+            "token_revoked",
+        ));
+    }
+    Ok((claims, agent))
+}
+
+/// Exchanges `subject_token` for a token to `target`, on behalf of `requester`.
+pub(super) async fn grant(
+    state: &AppState,
+    requester: &ClientRecord,
+    subject_token: &Secret,
+    target: &str,
+    scope: Option<String>,
+    jkt: Option<String>,
+    now: UnixTime,
+) -> Result<Issued, OAuthError> {
+    let (subject, agent) = validate_issued(state, subject_token.expose(), now).await?;
+    let skill = known_skill(state, target).await?;
+
+    // Who may exchange: the agent itself, or the skill the subject token was issued to
+    // (delegation, recorded in `act`).
+    let act = if requester.client_id == subject.sub {
+        if let (Some(cnf), Some(presented)) = (&subject.cnf, &jkt) {
+            if cnf.jkt != *presented {
+                return Err(err(
+                    ErrorKind::InvalidDpopProof,
+                    "the DPoP proof must be made with the key the subject token is bound to",
+                    "dpop_key_mismatch",
+                ));
+            }
+        } else if subject.cnf.is_some() {
+            return Err(err(
+                ErrorKind::InvalidDpopProof,
+                "the subject token is DPoP-bound: prove possession of its key",
+                "dpop_required",
+            ));
+        }
+        subject.act.clone()
+    } else {
+        let subject_skill = state
+            .directory
+            .skill(&state.store, &subject.aud)
+            .await
+            .map_err(store_failure)?;
+        let is_delegate = subject_skill
+            .as_ref()
+            .and_then(|s| s.client_id.as_deref())
+            .is_some_and(|c| c == requester.client_id);
+        if !is_delegate {
+            return Err(err(
+                ErrorKind::InvalidGrant,
+                "only the token's agent, or the skill it was issued to, may exchange it",
+                "exchange_not_holder",
+            ));
+        }
+        let mut act = Map::new();
+        act.insert("sub".into(), json!(requester.client_id));
+        if let Some(prior) = &subject.act {
+            act.insert("act".into(), prior.clone());
+        }
+        Some(Value::Object(act))
+    };
+    if act_depth(act.as_ref()) > state.config.tokens.max_exchange_depth {
+        return Err(err(
+            ErrorKind::InvalidGrant,
+            "the delegation chain is too deep",
+            "chain_too_deep",
+        ));
+    }
+    let granted = agent.grants.get(&skill.audience).ok_or_else(|| {
+        err(
+            ErrorKind::InvalidTarget,
+            "the agent has not been granted that resource",
+            "grant_missing",
+        )
+    })?;
+    // A subject token for a skill limits the scopes further; an agent token does not.
+    let held = (subject.aud != state.issuer).then_some(subject.scope.as_deref().unwrap_or(""));
+    let granted = still_offered(granted, &skill.scopes);
+    let scope = narrow_scopes(scope.as_deref(), &granted, held)?;
+    require_binding(requester, skill.require_dpop, &jkt)?;
+    let owner = agent
+        .owner_id
+        .clone()
+        .unwrap_or_else(|| subject.owner.clone());
+    let mut chain = subject.patron_chain.clone();
+    chain.push(subject.jti.clone());
+    let exp = subject.exp.min(now + skill.ttl_secs);
+    let claims = AccessTokenClaims {
+        iss: state.issuer.clone(),
+        sub: subject.sub.clone(),
+        aud: skill.audience.clone(),
+        client_id: requester.client_id.clone(),
+        scope,
+        iat: now,
+        exp,
+        jti: access_token::new_jti(),
+        owner,
+        cnf: jkt.map(|jkt| Confirmation { jkt }),
+        act,
+        patron_chain: chain,
+    };
+    issue(state, claims, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn act_depth_counts_nesting() {
+        assert_eq!(act_depth(None), 0);
+        assert_eq!(act_depth(Some(&json!({"sub": "a"}))), 1);
+        assert_eq!(
+            act_depth(Some(&json!({"sub": "a", "act": {"sub": "b"}}))),
+            2
+        );
+    }
+}
