@@ -429,6 +429,25 @@ mod tests {
     }
 
     #[test]
+    fn a_login_starts_with_a_fresh_state_and_an_s256_pkce_pair_in_the_url() {
+        use base64::Engine as _;
+        let p = github();
+        let first = start(&p, "https://p.example/cb");
+        let second = start(&p, "https://p.example/cb");
+        let (_, q) = query(&first.url);
+        assert_eq!(q["state"], first.state);
+        assert_eq!(first.state.len(), 43, "32 random bytes, base64url");
+        assert_ne!(first.state, second.state);
+        assert_ne!(first.pkce_verifier, second.pkce_verifier);
+        assert!(first.nonce.is_empty(), "GitHub's web flow has no nonce");
+        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(crate::crypto::sha256(first.pkce_verifier.as_bytes()));
+        assert_eq!(q["code_challenge"], challenge);
+        assert_eq!(q["code_challenge_method"], "S256");
+        assert_eq!(q["redirect_uri"], "https://p.example/cb");
+    }
+
+    #[test]
     fn provider_error_codes_are_trimmed_to_short_printable_text() {
         assert_eq!(printable("bad_verification_code"), "bad_verification_code");
         assert_eq!(printable("a\nb\u{1b}[31mc"), "ab[31mc");
