@@ -11,7 +11,7 @@
 //!
 //! Logs name the recipient only by the SHA-256 of the address, never the address itself.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -22,6 +22,7 @@ use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use tracing::Instrument as _;
 
 use crate::clock::UnixTime;
@@ -153,7 +154,7 @@ impl Notification {
     /// Renders the subject and both bodies, dated `now`, with links under `console_url`.
     fn render(&self, now: UnixTime, console_url: &str) -> Result<Rendered, askama::Error> {
         let subject = self.subject();
-        let when = format_utc(now);
+        let when = crate::clock::utc_second(now);
         let c = Common {
             subject: &subject,
             when: &when,
@@ -502,38 +503,18 @@ fn untrusted_text(raw: &str, max: usize) -> String {
     out
 }
 
+/// Bytes left as they are in a path segment: RFC 3986 unreserved characters.
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// `{console_url}/agents/{client_id}`, the id percent-encoded as a path segment.
 fn agent_url(console_url: &str, client_id: &str) -> String {
-    let mut url = format!("{console_url}/agents/");
-    for b in client_id.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            url.push(char::from(b));
-        } else {
-            let _ = write!(url, "%{b:02X}");
-        }
-    }
-    url
-}
-
-/// `2026-11-28 14:03:07 UTC`.
-fn format_utc(t: UnixTime) -> String {
-    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
-    // Days since 1970-01-01 to a civil date (H. Hinnant, "chrono-Compatible Low-Level Date
-    // Algorithms", civil_from_days).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
     format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
+        "{console_url}/agents/{}",
+        utf8_percent_encode(client_id, PATH_SEGMENT)
     )
 }
 
@@ -903,14 +884,6 @@ mod tests {
             agent_url("https://x/console", "a/b c"),
             "https://x/console/agents/a%2Fb%20c"
         );
-    }
-
-    #[test]
-    fn times_are_shown_in_utc() {
-        assert_eq!(format_utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00 UTC");
-        assert_eq!(format_utc(NOW), "2026-11-28 10:03:07 UTC");
-        assert_eq!(format_utc(-1), "1969-12-31 23:59:59 UTC");
     }
 
     #[test]

@@ -1,20 +1,40 @@
-//! GitHub login: the OAuth 2.0 web flow (with PKCE), then the REST API for the account's
-//! numeric id and its primary, verified e-mail address.
+//! GitHub login: the OAuth 2.0 web flow (with PKCE; the code exchange by the `oauth2`
+//! crate), then the REST API for the account's numeric id and its primary, verified e-mail
+//! address.
 //!
 //! Owner ids are `github:<numeric id>`: the id never changes, unlike the login name.
 //! Access tokens and e-mail addresses are never logged, and never put into error details.
 
+use oauth2::basic::{BasicClient, BasicTokenType};
+use oauth2::{
+    AuthType, AuthorizationCode, ClientId, ClientSecret, CsrfToken, HttpRequest, HttpResponse,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, TokenResponse as _,
+    TokenUrl,
+};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::config::ProviderConfig;
-use crate::upstream::{UpstreamError, VerifiedIdentity};
+use crate::upstream::{LoginStart, UpstreamError, VerifiedIdentity};
 
 /// Scopes asked for: the profile (numeric id, name) and the e-mail addresses.
 const SCOPE: &str = "read:user user:email";
 
 /// Largest response body accepted from GitHub.
 const MAX_BODY: usize = 256 * 1024;
+
+/// Starts a login: a fresh `state` and PKCE pair (S256), and the authorize URL that carries
+/// them. GitHub's web flow has no `nonce`; it is left empty.
+pub fn start(provider: &ProviderConfig, redirect_uri: &str) -> LoginStart {
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let state = CsrfToken::new_random_len(32);
+    LoginStart {
+        url: authorize_url(provider, redirect_uri, state.secret(), challenge.as_str()),
+        state: state.secret().clone(),
+        nonce: String::new(),
+        pkce_verifier: verifier.secret().clone(),
+    }
+}
 
 /// The URL to send the browser to: GitHub's authorize endpoint with `client_id`,
 /// `redirect_uri`, `scope`, `state` and the PKCE `code_challenge` (method `S256`).
@@ -97,12 +117,10 @@ pub async fn complete(
     })
 }
 
-/// The token endpoint's answer: a token, or (with status 200) an OAuth error.
+/// An OAuth error answer, which GitHub sends with status 200.
 #[derive(Deserialize)]
-struct TokenResponse {
-    access_token: Option<String>,
-    token_type: Option<String>,
-    error: Option<String>,
+struct ErrorAnswer {
+    error: String,
 }
 
 /// `GET /user`, the fields used.
@@ -123,6 +141,8 @@ struct Email {
     verified: bool,
 }
 
+/// Redeems `code` at the token endpoint, client id and secret in the form as GitHub wants
+/// them, and returns the bearer access token.
 async fn exchange_code(
     provider: &ProviderConfig,
     http: &reqwest::Client,
@@ -130,50 +150,87 @@ async fn exchange_code(
     code: &str,
     pkce_verifier: &str,
 ) -> Result<String, UpstreamError> {
-    let response = http
-        .post(&provider.token_url)
-        .header(reqwest::header::ACCEPT, "application/json")
-        .form(&[
-            ("client_id", provider.client_id.as_str()),
-            ("client_secret", provider.client_secret.expose()),
-            ("code", code),
-            ("redirect_uri", redirect_uri),
-            ("code_verifier", pkce_verifier),
-        ])
-        .send()
+    let token_url = TokenUrl::new(provider.token_url.clone()).map_err(|_| {
+        UpstreamError::Unavailable("token endpoint: the configured URL is not a URL".into())
+    })?;
+    let redirect_url = RedirectUrl::new(redirect_uri.to_owned())
+        .map_err(|_| UpstreamError::Unavailable("redirect_uri is not a URL".into()))?;
+    let client = BasicClient::new(ClientId::new(provider.client_id.clone()))
+        .set_client_secret(ClientSecret::new(
+            provider.client_secret.expose().to_owned(),
+        ))
+        .set_auth_type(AuthType::RequestBody)
+        .set_token_uri(token_url)
+        .set_redirect_uri(redirect_url);
+    let send = |request: HttpRequest| send_token_request(http, request);
+    let token = client
+        .exchange_code(AuthorizationCode::new(code.to_owned()))
+        .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_owned()))
+        .request_async(&send)
         .await
-        .map_err(|e| unavailable("token endpoint", &e))?;
+        .map_err(token_error)?;
+    if *token.token_type() != BasicTokenType::Bearer {
+        return Err(UpstreamError::Unavailable(format!(
+            "token endpoint issued a token of type {}",
+            printable(token.token_type().as_ref())
+        )));
+    }
+    match token.access_token().secret() {
+        t if t.is_empty() => Err(UpstreamError::Unavailable(
+            "token endpoint answered without an access token".into(),
+        )),
+        t => Ok(t.clone()),
+    }
+}
+
+/// Carries one token request for `oauth2` over `http`: a server error or an oversized
+/// answer fails here as [`UpstreamError::Unavailable`]; everything else is `oauth2`'s to
+/// read.
+async fn send_token_request(
+    http: &reqwest::Client,
+    request: HttpRequest,
+) -> Result<HttpResponse, UpstreamError> {
+    const WHAT: &str = "token endpoint";
+    let request = reqwest::Request::try_from(request).map_err(|e| unavailable(WHAT, &e))?;
+    let response = http
+        .execute(request)
+        .await
+        .map_err(|e| unavailable(WHAT, &e))?;
     let status = response.status();
     if status.is_server_error() {
         return Err(UpstreamError::Unavailable(format!(
-            "token endpoint answered {status}"
+            "{WHAT} answered {status}"
         )));
     }
-    let body: TokenResponse = read_json(response, "token endpoint").await?;
-    if let Some(error) = body.error {
-        return Err(UpstreamError::Rejected(format!(
+    let headers = response.headers().clone();
+    let mut answer = HttpResponse::new(read_body(response, WHAT).await?);
+    *answer.status_mut() = status;
+    *answer.headers_mut() = headers;
+    Ok(answer)
+}
+
+/// Sorts a failed exchange: an OAuth error from GitHub (in an error status, or in a 200
+/// answer that therefore holds no token) is [`UpstreamError::Rejected`]; anything else
+/// unusable is [`UpstreamError::Unavailable`].
+fn token_error(
+    error: RequestTokenError<UpstreamError, oauth2::basic::BasicErrorResponse>,
+) -> UpstreamError {
+    let refused = |code: &str| {
+        UpstreamError::Rejected(format!(
             "token endpoint refused the code: {}",
-            printable(&error)
-        )));
-    }
-    if !status.is_success() {
-        return Err(UpstreamError::Unavailable(format!(
-            "token endpoint answered {status}"
-        )));
-    }
-    if let Some(kind) = &body.token_type {
-        if !kind.eq_ignore_ascii_case("bearer") {
-            return Err(UpstreamError::Unavailable(format!(
-                "token endpoint issued a token of type {}",
-                printable(kind)
-            )));
-        }
-    }
-    match body.access_token {
-        Some(token) if !token.is_empty() => Ok(token),
-        _ => Err(UpstreamError::Unavailable(
-            "token endpoint answered without an access token".into(),
-        )),
+            printable(code)
+        ))
+    };
+    match error {
+        RequestTokenError::Request(e) => e,
+        RequestTokenError::ServerResponse(e) => refused(e.error().as_ref()),
+        RequestTokenError::Parse(e, body) => match serde_json::from_slice::<ErrorAnswer>(&body) {
+            Ok(answer) => refused(&answer.error),
+            Err(_) => {
+                UpstreamError::Unavailable(format!("token endpoint answer is not usable: {e}"))
+            }
+        },
+        RequestTokenError::Other(m) => UpstreamError::Unavailable(format!("token endpoint: {m}")),
     }
 }
 
@@ -208,9 +265,17 @@ async fn api_get<T: DeserializeOwned>(
 
 /// Reads a bounded JSON body.
 async fn read_json<T: DeserializeOwned>(
-    mut response: reqwest::Response,
+    response: reqwest::Response,
     what: &str,
 ) -> Result<T, UpstreamError> {
+    let body = read_body(response, what).await?;
+    // serde_json's message names the position and expected type, never the input.
+    serde_json::from_slice(&body)
+        .map_err(|e| UpstreamError::Unavailable(format!("{what} answer is not usable: {e}")))
+}
+
+/// Reads a body of at most [`MAX_BODY`] bytes.
+async fn read_body(mut response: reqwest::Response, what: &str) -> Result<Vec<u8>, UpstreamError> {
     if response
         .content_length()
         .is_some_and(|n| n > MAX_BODY as u64)
@@ -228,9 +293,7 @@ async fn read_json<T: DeserializeOwned>(
         }
         body.extend_from_slice(&chunk);
     }
-    // serde_json's message names the position and expected type, never the input.
-    serde_json::from_slice(&body)
-        .map_err(|e| UpstreamError::Unavailable(format!("{what} answer is not usable: {e}")))
+    Ok(body)
 }
 
 /// A transport error, described without its URL (which carries nothing secret, but is noise).
@@ -363,6 +426,25 @@ mod tests {
         let (_, q) = query(&authorize_url(&extra, "https://p.example/cb", "s", "c"));
         assert_eq!(q["allow_signup"], "false");
         assert_eq!(q["state"], "s");
+    }
+
+    #[test]
+    fn a_login_starts_with_a_fresh_state_and_an_s256_pkce_pair_in_the_url() {
+        use base64::Engine as _;
+        let p = github();
+        let first = start(&p, "https://p.example/cb");
+        let second = start(&p, "https://p.example/cb");
+        let (_, q) = query(&first.url);
+        assert_eq!(q["state"], first.state);
+        assert_eq!(first.state.len(), 43, "32 random bytes, base64url");
+        assert_ne!(first.state, second.state);
+        assert_ne!(first.pkce_verifier, second.pkce_verifier);
+        assert!(first.nonce.is_empty(), "GitHub's web flow has no nonce");
+        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(crate::crypto::sha256(first.pkce_verifier.as_bytes()));
+        assert_eq!(q["code_challenge"], challenge);
+        assert_eq!(q["code_challenge_method"], "S256");
+        assert_eq!(q["redirect_uri"], "https://p.example/cb");
     }
 
     #[test]

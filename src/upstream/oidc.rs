@@ -10,20 +10,7 @@ use openidconnect::{
 };
 
 use crate::config::{ProviderConfig, ProviderKind};
-use crate::upstream::{UpstreamError, VerifiedIdentity};
-
-/// What the login start hands the browser and what must be kept for the callback.
-#[derive(Debug)]
-pub struct LoginStart {
-    /// Where to send the browser.
-    pub url: String,
-    /// The `state` value (kept hashed, single use).
-    pub state: String,
-    /// The `nonce` expected in the ID token.
-    pub nonce: String,
-    /// The PKCE verifier.
-    pub pkce_verifier: String,
-}
+use crate::upstream::{LoginStart, UpstreamError, VerifiedIdentity};
 
 fn unavailable(e: impl std::fmt::Display) -> UpstreamError {
     UpstreamError::Unavailable(e.to_string())

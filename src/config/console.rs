@@ -1,0 +1,139 @@
+//! The `[console]` section: sessions, admins, the development login and the upstream
+//! login providers.
+
+use std::net::SocketAddr;
+
+use super::raw::RawConsole;
+use super::{ConfigError, SecretString, positive};
+
+/// Which kind of upstream identity provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// Any OpenID Connect provider, by issuer (owner ids `oidc:<issuer>#<sub>`).
+    Oidc,
+    /// Google (OpenID Connect; owner ids `google:<sub>`).
+    Google,
+    /// GitHub (OAuth 2.0 + REST API; owner ids `github:<numeric id>`).
+    Github,
+}
+
+/// An upstream login provider.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    /// Kind.
+    pub kind: ProviderKind,
+    /// URL-safe name used in paths (`/console/login/<name>`).
+    pub name: String,
+    /// OpenID issuer (OIDC and Google).
+    pub issuer: Option<String>,
+    /// OAuth client id at the provider.
+    pub client_id: String,
+    /// OAuth client secret at the provider.
+    pub client_secret: SecretString,
+    /// GitHub authorize URL (default `https://github.com/login/oauth/authorize`).
+    pub authorize_url: String,
+    /// GitHub token URL (default `https://github.com/login/oauth/access_token`).
+    pub token_url: String,
+    /// GitHub API base URL (default `https://api.github.com`).
+    pub api_url: String,
+}
+
+/// Console settings.
+#[derive(Debug, Clone)]
+pub struct ConsoleConfig {
+    /// Development login (type a name): development mode on loopback only.
+    pub development_login: bool,
+    /// Idle session timeout.
+    pub session_idle_secs: i64,
+    /// Absolute session lifetime.
+    pub session_max_secs: i64,
+    /// Owner ids with admin rights.
+    pub admins: Vec<String>,
+    /// Upstream login providers.
+    pub providers: Vec<ProviderConfig>,
+}
+
+/// Validates `[console]`: the development login only on a loopback listen address, each
+/// provider of a known kind with a unique URL-safe name and its credentials, positive
+/// session lifetimes. (Production mode's refusal of the development login is checked with
+/// the other production rules.)
+pub(super) fn validate_console(
+    raw: &RawConsole,
+    listen: SocketAddr,
+) -> Result<ConsoleConfig, ConfigError> {
+    if raw.development_login && !listen.ip().is_loopback() {
+        return Err(ConfigError::new(
+            "console.development_login",
+            "the development login is only available on a loopback listen address",
+        ));
+    }
+    let mut providers = Vec::new();
+    for (i, p) in raw.providers.iter().enumerate() {
+        let setting = format!("console.providers[{i}]");
+        let kind = match p.kind.as_str() {
+            "oidc" => ProviderKind::Oidc,
+            "google" => ProviderKind::Google,
+            "github" => ProviderKind::Github,
+            other => {
+                return Err(ConfigError::new(
+                    &setting,
+                    format!("kind `{other}` is not one of oidc, google, github"),
+                ));
+            }
+        };
+        let issuer = match (kind, &p.issuer) {
+            (ProviderKind::Google, None) => Some("https://accounts.google.com".to_owned()),
+            (ProviderKind::Oidc, None) => {
+                return Err(ConfigError::new(
+                    &setting,
+                    "an oidc provider needs `issuer`",
+                ));
+            }
+            (_, i) => i.clone(),
+        };
+        let name = p.name.clone().unwrap_or_else(|| p.kind.clone());
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            || providers.iter().any(|q: &ProviderConfig| q.name == name)
+        {
+            return Err(ConfigError::new(
+                &setting,
+                "name must be unique and use only letters, digits, - and _",
+            ));
+        }
+        if p.client_id.is_empty() || p.client_secret.is_empty() {
+            return Err(ConfigError::new(
+                &setting,
+                "client_id and client_secret are required",
+            ));
+        }
+        providers.push(ProviderConfig {
+            kind,
+            name,
+            issuer,
+            client_id: p.client_id.clone(),
+            client_secret: SecretString(p.client_secret.clone()),
+            authorize_url: p
+                .authorize_url
+                .clone()
+                .unwrap_or_else(|| "https://github.com/login/oauth/authorize".into()),
+            token_url: p
+                .token_url
+                .clone()
+                .unwrap_or_else(|| "https://github.com/login/oauth/access_token".into()),
+            api_url: p
+                .api_url
+                .clone()
+                .unwrap_or_else(|| "https://api.github.com".into()),
+        });
+    }
+    Ok(ConsoleConfig {
+        development_login: raw.development_login,
+        session_idle_secs: positive("console.session_idle_secs", raw.session_idle_secs)?,
+        session_max_secs: positive("console.session_max_secs", raw.session_max_secs)?,
+        admins: raw.admins.clone(),
+        providers,
+    })
+}
