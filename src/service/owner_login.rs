@@ -10,7 +10,7 @@ use crate::oauth::error::{ErrorKind, OAuthError};
 use crate::service::{Caller, sessions, store_failure};
 use crate::state::AppState;
 use crate::store::models::{owners, sessions as session_rows};
-use crate::upstream::{self, UpstreamError, VerifiedIdentity, github, oidc};
+use crate::upstream::{self, VerifiedIdentity};
 
 /// How long an upstream login may take.
 pub const LOGIN_STATE_TTL: i64 = 600;
@@ -97,7 +97,7 @@ pub async fn start(
     let return_to = sessions::safe_return_to(return_to);
     let redirect_uri = callback_url(state, &provider.name);
     let http = upstream::http_client().map_err(|_| OAuthError::server_error())?;
-    let started = start_upstream(provider, &http, &redirect_uri)
+    let started = upstream::start(provider, &http, &redirect_uri)
         .await
         .map_err(|e| {
             tracing::warn!(provider = %provider.name, error = ?e, "upstream login could not start");
@@ -123,32 +123,6 @@ pub async fn start(
         url: started.url,
         login_state: started.state,
     })
-}
-
-async fn start_upstream(
-    provider: &ProviderConfig,
-    http: &reqwest::Client,
-    redirect_uri: &str,
-) -> Result<oidc::LoginStart, UpstreamError> {
-    match provider.kind {
-        ProviderKind::Github => {
-            let login_state = crypto::random_token("");
-            let verifier = crypto::random_token("");
-            let challenge = base64::Engine::encode(
-                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-                crypto::sha256(verifier.as_bytes()),
-            );
-            Ok(oidc::LoginStart {
-                url: github::authorize_url(provider, redirect_uri, &login_state, &challenge),
-                state: login_state,
-                nonce: String::new(),
-                pkce_verifier: verifier,
-            })
-        }
-        ProviderKind::Oidc | ProviderKind::Google => {
-            oidc::start(provider, http, redirect_uri).await
-        }
-    }
 }
 
 /// What a provider's callback carries.
@@ -241,22 +215,15 @@ async fn finish_inner(
     };
     let http = upstream::http_client().map_err(|_| OAuthError::server_error())?;
     let redirect_uri = callback_url(state, &provider.name);
-    let identity = match provider.kind {
-        ProviderKind::Github => {
-            github::complete(provider, &http, &redirect_uri, code, &pending.pkce_verifier).await
-        }
-        _ => {
-            oidc::complete(
-                provider,
-                &http,
-                &redirect_uri,
-                code,
-                &pending.nonce,
-                &pending.pkce_verifier,
-            )
-            .await
-        }
-    }
+    let identity = upstream::complete(
+        provider,
+        &http,
+        &redirect_uri,
+        code,
+        &pending.nonce,
+        &pending.pkce_verifier,
+    )
+    .await
     .map_err(|e| {
         tracing::warn!(provider = %provider.name, error = ?e, "upstream login refused");
         login_failed(&e.to_string(), e.reason())

@@ -58,15 +58,3 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(endpoints::CLAIM, web::get().to(claim::claim_page))
         .route(endpoints::CLAIM, web::post().to(claim::claim_action));
 }
-
-#[cfg(test)]
-mod tests {
-    use super::page::fmt_time;
-
-    #[test]
-    fn times_render_as_utc_dates() {
-        assert_eq!(fmt_time(0), "1970-01-01 00:00");
-        assert_eq!(fmt_time(1_795_843_428), "2026-11-28 05:23");
-        assert_eq!(fmt_time(951_782_400), "2000-02-29 00:00");
-    }
-}
