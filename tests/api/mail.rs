@@ -1,7 +1,8 @@
 //! E-mail delivery: through a real SMTP server (Debian's `python3-aiosmtpd`, writing a
 //! Maildir) and into `.eml` files. Messages are read back with Python's `email` package, an
 //! independent MIME parser, so the tests see what a mail client would. The owner notifications
-//! Patron sends itself are read back the same way.
+//! Patron sends itself are checked the same way, once for each path that makes the change
+//! (console and admin API): each sends the owner exactly one message.
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -10,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use patron::config::{MailConfig, MailTransport, SmtpTls};
 use patron::mail::{Mailer, Notification};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::console::{Browser, console_builder, dev_email};
-use crate::helpers::{TestServer, free_port, runtime};
+use crate::helpers::{Agent, TestServer, free_port, runtime};
 
 /// Debian's interpreter: the one that sees the `python3-aiosmtpd` package (a `python3`
 /// earlier on `PATH` may be a pyenv build without it).
@@ -402,6 +403,44 @@ fn mailing_server(smtp: &SmtpServer) -> TestServer {
         .start()
 }
 
+/// An agent approved through the admin API for `dev:<name>` before that owner first logs in
+/// (no address is known then, so the approval mails no one), and the owner's browser, logged
+/// in with the development login, which records [`dev_email`]`(name)`.
+fn agent_of_logged_in_owner<'a>(s: &'a TestServer, name: &str) -> (Agent, Browser<'a>) {
+    let agent = Agent::register(s);
+    agent.approve(s, &format!("dev:{name}"), json!({}));
+    let browser = Browser::dev_login(s, name);
+    (agent, browser)
+}
+
+/// Asserts `mail` tells of `event` (`suspended`, `resumed`) of `agent`, named as registered,
+/// with a link to its console page.
+fn assert_tells_of(mail: &Value, event: &str, agent: &Agent) {
+    let id = agent.client_id.as_str();
+    let subject = mail["subject"].as_str().unwrap();
+    assert_eq!(subject, format!("Patron: agent {id} was {event}"), "{mail}");
+    let text = mail["text"].as_str().unwrap();
+    assert!(text.contains(&format!("was {event}")), "{text}");
+    assert!(text.contains(id), "{text}");
+    assert!(text.contains("\"Test agent\""), "{text}");
+    assert!(text.contains(&format!("/console/agents/{id}")), "{text}");
+    let html = mail["html"].as_str().unwrap();
+    assert!(html.contains(id) && html.contains("Test agent"), "{html}");
+}
+
+/// Asserts `mail` tells that every token of the owner's agents was revoked.
+fn assert_tells_of_revoked_tokens(mail: &Value) {
+    assert_eq!(
+        mail["subject"],
+        "Patron: all your agents' tokens were revoked"
+    );
+    let text = mail["text"].as_str().unwrap();
+    assert!(
+        text.contains("Every token held by your agents was revoked"),
+        "{text}"
+    );
+}
+
 #[test]
 fn an_owner_hears_by_smtp_when_they_link_an_agent_in_the_console() {
     // Patron itself sends this one: a console approval, delivered to a real SMTP server.
@@ -428,4 +467,107 @@ fn an_owner_hears_by_smtp_when_they_link_an_agent_in_the_console() {
     );
     assert!(mail["text"].as_str().unwrap().contains(&client_id));
     assert!(mail["html"].as_str().unwrap().contains("Test agent"));
+}
+
+#[test]
+fn an_owner_hears_once_by_smtp_when_the_admin_api_links_an_agent_to_them() {
+    let smtp = SmtpServer::start();
+    let s = mailing_server(&smtp);
+    let _carol = Browser::dev_login(&s, "carol");
+    let agent = Agent::register(&s);
+
+    agent.approve(&s, "dev:carol", json!({}));
+
+    let mail = smtp.only_message_to(&dev_email("carol"), "is now linked to you");
+    let id = agent.client_id.as_str();
+    assert_eq!(
+        mail["subject"],
+        format!("Patron: agent {id} is now linked to you")
+    );
+    assert!(mail["text"].as_str().unwrap().contains(id), "{mail}");
+    assert!(
+        mail["html"].as_str().unwrap().contains("Test agent"),
+        "{mail}"
+    );
+    assert_eq!(smtp.messages_to(&dev_email("carol")).len(), 1);
+}
+
+#[test]
+fn an_owner_hears_once_by_smtp_when_they_suspend_their_agent_in_the_console() {
+    let smtp = SmtpServer::start();
+    let s = mailing_server(&smtp);
+    let (agent, carol) = agent_of_logged_in_owner(&s, "carol");
+    let page = format!("/console/agents/{}", agent.client_id);
+
+    carol
+        .submit_from(&page, &page, &[("action", "suspend")])
+        .expect_see_other(&page);
+
+    let mail = smtp.only_message_to(&dev_email("carol"), "was suspended");
+    assert_tells_of(&mail, "suspended", &agent);
+    assert_eq!(smtp.messages_to(&dev_email("carol")).len(), 1);
+}
+
+#[test]
+fn an_owner_hears_once_by_smtp_when_the_admin_api_suspends_their_agent() {
+    // As from the console: the README promises owners hear of every suspension.
+    let smtp = SmtpServer::start();
+    let s = mailing_server(&smtp);
+    let (agent, _carol) = agent_of_logged_in_owner(&s, "carol");
+
+    s.admin_ok(
+        "POST",
+        &format!("/admin/agents/{}/suspend", agent.client_id),
+        None,
+    );
+
+    let mail = smtp.only_message_to(&dev_email("carol"), "was suspended");
+    assert_tells_of(&mail, "suspended", &agent);
+    assert_eq!(smtp.messages_to(&dev_email("carol")).len(), 1);
+}
+
+#[test]
+fn an_owner_hears_once_by_smtp_when_the_admin_api_resumes_their_agent() {
+    let smtp = SmtpServer::start();
+    let s = mailing_server(&smtp);
+    let (agent, _carol) = agent_of_logged_in_owner(&s, "carol");
+    let path = |action: &str| format!("/admin/agents/{}/{action}", agent.client_id);
+    s.admin_ok("POST", &path("suspend"), None);
+
+    s.admin_ok("POST", &path("resume"), None);
+
+    let mail = smtp.only_message_to(&dev_email("carol"), "was resumed");
+    assert_tells_of(&mail, "resumed", &agent);
+}
+
+#[test]
+fn an_owner_hears_once_by_smtp_when_they_revoke_all_tokens_in_the_console() {
+    let smtp = SmtpServer::start();
+    let s = mailing_server(&smtp);
+    let (agent, carol) = agent_of_logged_in_owner(&s, "carol");
+    agent.agent_token(&s);
+
+    carol
+        .submit_from("/console", "/console/kill-switch", &[("confirm", "yes")])
+        .expect(200);
+
+    assert_tells_of_revoked_tokens(
+        &smtp.only_message_to(&dev_email("carol"), "tokens were revoked"),
+    );
+    assert_eq!(smtp.messages_to(&dev_email("carol")).len(), 1);
+}
+
+#[test]
+fn an_owner_hears_once_by_smtp_when_the_admin_api_revokes_all_their_tokens() {
+    let smtp = SmtpServer::start();
+    let s = mailing_server(&smtp);
+    let (agent, _carol) = agent_of_logged_in_owner(&s, "carol");
+    agent.agent_token(&s);
+
+    s.admin_ok("POST", "/admin/owners/dev:carol/revoke-all", None);
+
+    assert_tells_of_revoked_tokens(
+        &smtp.only_message_to(&dev_email("carol"), "tokens were revoked"),
+    );
+    assert_eq!(smtp.messages_to(&dev_email("carol")).len(), 1);
 }
