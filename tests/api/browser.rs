@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{
     ADMIN, Agent, AgentKey, SKILL, TestServer, agent_metadata, assert_oauth_error, claims_of,
+    free_port,
 };
 
 /// How long any one thing may take to show up in the browser.
@@ -53,14 +54,6 @@ fn require(program: &str, package: &str) -> PathBuf {
                  `{package}` (`apt-get install {package}`; .ci/run does this)"
             )
         })
-}
-
-/// A free TCP port on 127.0.0.1 (bound, read, released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a free port")
-        .port()
 }
 
 // ---- the OpenID provider ------------------------------------------------------------------

@@ -1,311 +1,32 @@
 //! The owner console over HTTP: development and GitHub logins, claiming agents by user code,
 //! CSRF, owner scoping, escaping of agent metadata, open redirects, sessions, security
-//! headers, the kill switch and rejection. A test plays the browser: no redirect is
-//! followed and the session cookie is carried by hand.
+//! headers, the kill switch and rejection. A test plays the browser
+//! ([`crate::helpers::console::Browser`]): no redirect is followed and cookies are carried by
+//! hand.
 
 use std::time::Duration;
 
+use diesel::prelude::*;
 use patron::store::models::clients::{self, ClientRow};
 use patron::store::models::{grants, skills};
-use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use patron::store::schema::enrollment_tokens;
+use reqwest::header::LOCATION;
 use serde_json::{Value, json};
 
+use crate::helpers::console::{Browser, Page, console_builder, cookie_value};
 use crate::helpers::{
-    ADMIN, Agent, AgentKey, GithubStandIn, SKILL, Spawn, TestServer, agent_metadata,
-    assert_oauth_error, claims_of, thumbprint_of,
+    ADMIN, Agent, AgentKey, GithubStandIn, SKILL, TestServer, agent_metadata, assert_oauth_error,
+    claims_of, thumbprint_of,
 };
 
 const ALICE: &str = "dev:alice";
 const BOB: &str = "dev:bob";
-
-/// A server with the admin API (to create skills) and the development login.
-fn console_builder() -> Spawn {
-    TestServer::builder()
-        .env("PATRON_ADMIN_TOKEN", ADMIN)
-        .env("PATRON_CONSOLE__DEVELOPMENT_LOGIN", "true")
-}
 
 /// [`console_builder`] started, with one skill (`read write`).
 fn console_server() -> TestServer {
     let s = console_builder().start();
     s.add_skill(SKILL, "read write", 120, false, None);
     s
-}
-
-// ---- the browser ----------------------------------------------------------------------
-
-/// One HTTP answer, read completely.
-struct Page {
-    status: u16,
-    location: Option<String>,
-    set_cookies: Vec<String>,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Page {
-    fn read(r: reqwest::blocking::Response) -> Self {
-        let status = r.status().as_u16();
-        let headers = r.headers().clone();
-        let location = headers
-            .get(LOCATION)
-            .map(|v| v.to_str().expect("ASCII Location").to_owned());
-        let set_cookies = headers
-            .get_all(SET_COOKIE)
-            .iter()
-            .map(|v| v.to_str().expect("ASCII Set-Cookie").to_owned())
-            .collect();
-        let body = r.text().expect("response body");
-        Self {
-            status,
-            location,
-            set_cookies,
-            headers,
-            body,
-        }
-    }
-
-    /// Asserts the status, showing the page when it differs.
-    fn expect(self, status: u16) -> Self {
-        assert_eq!(
-            self.status, status,
-            "unexpected status; Location {:?}; body:\n{}",
-            self.location, self.body
-        );
-        self
-    }
-
-    /// Asserts a 303 to `to`.
-    fn expect_see_other(self, to: &str) -> Self {
-        let page = self.expect(303);
-        assert_eq!(page.location.as_deref(), Some(to), "redirect target");
-        page
-    }
-
-    /// The value of the hidden (or any) input `name`, if the page has one.
-    fn input(&self, name: &str) -> Option<String> {
-        let marker = format!("name=\"{name}\" value=\"");
-        let start = self.body.find(&marker)? + marker.len();
-        let len = self.body[start..].find('"')?;
-        Some(self.body[start..start + len].to_owned())
-    }
-
-    /// The CSRF token the page's forms carry.
-    fn csrf(&self) -> String {
-        let token = self
-            .input("csrf")
-            .unwrap_or_else(|| panic!("no csrf field on the page:\n{}", self.body));
-        assert!(!token.is_empty(), "empty csrf field:\n{}", self.body);
-        token
-    }
-
-    /// The `patron_session` cookie this answer sets (with its attributes), if any.
-    fn session_set_cookie(&self) -> Option<&str> {
-        self.set_cookies
-            .iter()
-            .find(|c| c.starts_with("patron_session="))
-            .map(String::as_str)
-    }
-
-    fn header(&self, name: &str) -> String {
-        self.headers
-            .get(name)
-            .unwrap_or_else(|| panic!("missing header {name}"))
-            .to_str()
-            .expect("ASCII header")
-            .to_owned()
-    }
-
-    fn contains(&self, text: &str) -> bool {
-        self.body.contains(text)
-    }
-
-    /// The body with HTML character references decoded (named or numeric, as the template
-    /// engine writes them), to find what a reader of the page sees.
-    fn shown_text(&self) -> String {
-        let mut out = String::with_capacity(self.body.len());
-        let mut rest = self.body.as_str();
-        while let Some(i) = rest.find('&') {
-            out.push_str(&rest[..i]);
-            rest = &rest[i..];
-            let decoded = rest.find(';').and_then(|end| {
-                let entity = &rest[1..end];
-                let c = match entity {
-                    "lt" => Some('<'),
-                    "gt" => Some('>'),
-                    "amp" => Some('&'),
-                    "quot" => Some('"'),
-                    "apos" => Some('\''),
-                    _ => entity
-                        .strip_prefix("#x")
-                        .and_then(|h| u32::from_str_radix(h, 16).ok())
-                        .or_else(|| entity.strip_prefix('#').and_then(|d| d.parse().ok()))
-                        .and_then(char::from_u32),
-                };
-                c.map(|c| (c, end + 1))
-            });
-            match decoded {
-                Some((c, len)) => {
-                    out.push(c);
-                    rest = &rest[len..];
-                }
-                None => {
-                    out.push('&');
-                    rest = &rest[1..];
-                }
-            }
-        }
-        out.push_str(rest);
-        out
-    }
-
-    /// Asserts `text` is on the page, escaped: a reader sees it, the markup does not hold it.
-    fn assert_shows_escaped(&self, text: &str) {
-        assert!(
-            !self.body.contains(text),
-            "{text:?} is in the page raw:\n{}",
-            self.body
-        );
-        assert!(
-            self.shown_text().contains(text),
-            "{text:?} is not shown:\n{}",
-            self.body
-        );
-    }
-}
-
-/// The value of the `patron_session` cookie in a `Set-Cookie` header.
-fn cookie_value(set_cookie: &str) -> String {
-    set_cookie
-        .strip_prefix("patron_session=")
-        .and_then(|rest| rest.split(';').next())
-        .expect("patron_session=<value>")
-        .to_owned()
-}
-
-/// A browser: a cookie jar (the session cookie and any other the server sets through
-/// [`Browser::absorb`]), sent by hand.
-struct Browser<'a> {
-    s: &'a TestServer,
-    jar: Vec<(String, String)>,
-}
-
-impl<'a> Browser<'a> {
-    fn anonymous(s: &'a TestServer) -> Self {
-        Self { s, jar: Vec::new() }
-    }
-
-    /// Logs in with the development login as `dev:<name>`.
-    fn dev_login(s: &'a TestServer, name: &str) -> Self {
-        let mut b = Self::anonymous(s);
-        let page = b
-            .post(
-                "/console/login/dev",
-                &[("name", name), ("return_to", "/console")],
-            )
-            .expect_see_other("/console");
-        assert!(page.session_set_cookie().is_some(), "a session cookie");
-        b.absorb(&page);
-        b
-    }
-
-    fn with_cookie(s: &'a TestServer, cookie: &str) -> Self {
-        Self {
-            s,
-            jar: vec![("patron_session".to_owned(), cookie.to_owned())],
-        }
-    }
-
-    /// Keeps the cookies `page` sets (and drops those it removes).
-    fn absorb(&mut self, page: &Page) {
-        for set in &page.set_cookies {
-            let (pair, attributes) = set.split_once(';').unwrap_or((set.as_str(), ""));
-            let (name, value) = pair.split_once('=').expect("name=value");
-            self.jar.retain(|(n, _)| n != name.trim());
-            if !value.is_empty() && !attributes.contains("Max-Age=0") {
-                self.jar
-                    .push((name.trim().to_owned(), value.trim().to_owned()));
-            }
-        }
-    }
-
-    /// The session cookie's value, if the browser holds one.
-    fn session(&self) -> Option<&str> {
-        self.jar
-            .iter()
-            .find(|(n, _)| n == "patron_session")
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn with_jar(
-        &self,
-        req: reqwest::blocking::RequestBuilder,
-    ) -> reqwest::blocking::RequestBuilder {
-        if self.jar.is_empty() {
-            return req;
-        }
-        let header = self
-            .jar
-            .iter()
-            .map(|(n, v)| format!("{n}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        req.header("Cookie", header)
-    }
-
-    fn absolute(&self, path: &str) -> String {
-        if path.starts_with("http://") || path.starts_with("https://") {
-            path.to_owned()
-        } else {
-            self.s.url(path)
-        }
-    }
-
-    fn get(&self, path: &str) -> Page {
-        let req = self.with_jar(self.s.http.get(self.absolute(path)));
-        Page::read(req.send().expect("GET"))
-    }
-
-    /// POSTs a form on a connection of its own (`Connection: close`): the server may close a
-    /// connection whose request body it did not read (see
-    /// `a_console_post_without_a_session_leaves_the_connection_usable`), which must not make
-    /// the next request of an unrelated test fail.
-    fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
-        let req = self.with_jar(
-            self.s
-                .http
-                .post(self.absolute(path))
-                .header("Connection", "close")
-                .form(form),
-        );
-        Page::read(req.send().expect("POST"))
-    }
-
-    /// The session's CSRF token, read from the dashboard.
-    fn csrf(&self) -> String {
-        self.get("/console").expect(200).csrf()
-    }
-
-    /// Approves the agent behind `code` with `grants` (audience, scopes) from the claim form.
-    fn approve(&self, code: &str, grants: &[(&str, &str)]) -> Page {
-        let csrf = self.csrf();
-        let scope_fields: Vec<(String, String)> = grants
-            .iter()
-            .map(|(aud, scopes)| (format!("scopes:{aud}"), (*scopes).to_owned()))
-            .collect();
-        let mut form = vec![
-            ("csrf", csrf.as_str()),
-            ("user_code", code),
-            ("action", "approve"),
-        ];
-        for (aud, _) in grants {
-            form.push(("grant", aud));
-        }
-        for (k, v) in &scope_fields {
-            form.push((k.as_str(), v.as_str()));
-        }
-        self.post("/claim", &form)
-    }
 }
 
 // ---- agents and what is stored ----------------------------------------------------------------
@@ -399,7 +120,8 @@ fn an_owner_claims_a_pending_agent_by_its_code_and_the_agent_then_gets_skill_tok
         &s,
         &[("grant_type", "client_credentials"), ("resource", SKILL)],
     );
-    assert_ne!(refused.status(), 200, "a pending agent got a token");
+    assert_oauth_error(refused, 400, "unauthorized_client");
+    s.expect_refusal_audited("token.issue", "agent_pending");
 
     // Without a session, the claim page sends the owner to log in, and back here afterwards.
     let anonymous = Browser::anonymous(&s);
@@ -537,22 +259,17 @@ fn a_claim_never_grants_a_skill_with_no_scopes() {
     let p = register_pending(&s, json!({}));
     let alice = Browser::dev_login(&s, "alice");
 
-    let page = alice.approve(&p.user_code, &[(SKILL, " ")]);
+    let page = alice.approve(&p.user_code, &[(SKILL, " ")]).expect(400);
+    assert!(page.contains("scopes for"), "{}", page.body);
     let grants = grants_of(&s, &p.agent.client_id);
-    assert!(
-        grants.iter().all(|(_, scopes)| !scopes.trim().is_empty()),
-        "the claim (answered {}) stored a grant without scopes: {grants:?}",
-        page.status
+    assert!(grants.is_empty(), "the claim stored a grant: {grants:?}");
+    assert_eq!(status_of(&s, &p.agent.client_id), ("pending".into(), None));
+    s.expect_refusal_audited("agent.approve", "grant_scope_unknown");
+    let r = p.agent.token(
+        &s,
+        &[("grant_type", "client_credentials"), ("resource", SKILL)],
     );
-    if page.status == 400 {
-        assert_eq!(status_of(&s, &p.agent.client_id), ("pending".into(), None));
-    } else {
-        let r = p.agent.token(
-            &s,
-            &[("grant_type", "client_credentials"), ("resource", SKILL)],
-        );
-        assert_ne!(r.status(), 200, "a skill token without a grant");
-    }
+    assert_oauth_error(r, 400, "unauthorized_client");
 }
 
 // ---- 2. CSRF ----------------------------------------------------------------------------
@@ -1357,19 +1074,13 @@ fn a_github_callback_completes_only_in_the_browser_that_started_the_login() {
     let callback = github_callback(&mut mallory, &standin, "octocat", "/claim");
 
     let alice = Browser::anonymous(&s);
-    let page = alice.get(&callback);
-    assert!(
-        matches!(page.status, 400 | 403),
-        "a callback from another browser was accepted: {} to {:?}",
-        page.status,
-        page.location
-    );
+    let page = alice.get(&callback).expect(400);
     assert!(
         page.session_set_cookie().is_none(),
         "{:?}",
         page.set_cookies
     );
-    s.wait_for_audit(|e| e.event == "owner.login" && e.outcome == "failure");
+    s.expect_refusal_audited("owner.login", "login_not_bound");
 }
 
 // ---- 8. sessions and headers ------------------------------------------------------------
@@ -1503,8 +1214,7 @@ fn the_kill_switch_revokes_every_token_of_the_owners_agents_once_confirmed() {
     assert!(!is_active(&a1, &s, &t1));
     assert!(!is_active(&a1, &s, &skill1));
     assert!(!is_active(&a2, &s, &t2));
-    let exchange = a1.exchange(&s, &t1, SKILL);
-    assert_ne!(exchange.status(), 200, "a revoked token was exchanged");
+    assert_oauth_error(a1.exchange(&s, &t1, SKILL), 400, "invalid_grant");
     assert!(is_active(&b, &s, &tb), "another owner's token was revoked");
     // The agents themselves stay active and may ask for new tokens (from the next second).
     assert_eq!(status_of(&s, &a1.client_id).0, "active");
@@ -1598,35 +1308,18 @@ fn an_enrollment_token_from_the_console_cannot_grant_scopes_the_skill_does_not_o
     let s = console_server();
     let alice = Browser::dev_login(&s, "alice");
     let (page, token) = mint_enrollment(&alice, &[(SKILL, "read admin")]);
-    let Some(token) = token else {
-        // Refused at minting: the expected outcome.
-        assert_eq!(page.status, 400, "{}", page.body);
-        return;
-    };
-    let (agent, _) = register_enrolled(&s, &token);
-    let granted = grants_of(&s, &agent.client_id);
-    for extra in [None, Some("admin")] {
-        let mut form = vec![("grant_type", "client_credentials"), ("resource", SKILL)];
-        if let Some(scope) = extra {
-            form.push(("scope", scope));
-        }
-        let r = agent.token(&s, &form);
-        let status = r.status();
-        let body: Value = r.json().expect("token response JSON");
-        if let Some(t) = body["access_token"].as_str() {
-            let scope = claims_of(t)["scope"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            assert!(
-                scope.split(' ').all(|sc| ["read", "write"].contains(&sc)),
-                "minting answered {}, the grant stored is {granted:?}, and a skill token \
-                 (scope asked: {extra:?}) answered {status} with scope `{scope}`; the skill \
-                 offers `read write`",
-                page.status
-            );
-        }
-    }
+    let page = page.expect(400);
+    assert!(
+        token.is_none(),
+        "an enrollment token granting `read admin` was minted:\n{}",
+        page.body
+    );
+    assert!(page.contains("scopes for"), "{}", page.body);
+    let stored: i64 = enrollment_tokens::table
+        .count()
+        .get_result(&mut s.db.connect())
+        .expect("count enrollment tokens");
+    assert_eq!(stored, 0, "nothing was stored");
 }
 
 #[test]

@@ -8,7 +8,7 @@ use patron::config::{Config, ProviderConfig, ProviderKind};
 use patron::upstream::{UpstreamError, VerifiedIdentity, github};
 use sha2::{Digest, Sha256};
 
-use crate::helpers::GithubStandIn;
+use crate::helpers::{GithubStandIn, runtime};
 
 const REDIRECT_URI: &str = "http://127.0.0.1:1/cb";
 
@@ -46,13 +46,6 @@ fn pkce() -> (String, String) {
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(Sha256::digest(verifier.as_bytes()));
     (verifier, challenge)
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
 }
 
 /// Plays the browser: follows `authorize_url` for `user` up to the redirect back to Patron,

@@ -13,6 +13,8 @@ use patron::store::schema::{audit_events, clients};
 use patron::store::{ConnectionManager, DbConnection};
 use serde_json::{Value, json};
 
+pub mod console;
+
 /// A fresh database for one test.
 pub enum TestDb {
     /// A temporary SQLite file (the directory is removed on drop).
@@ -895,4 +897,20 @@ impl Drop for GithubStandIn {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A port nobody listens on right now (bound, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind a free port")
+        .port()
+}
+
+/// A single-threaded tokio runtime, for calling the library's async functions directly.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
 }

@@ -1,15 +1,20 @@
 //! E-mail delivery: through a real SMTP server (Debian's `python3-aiosmtpd`, writing a
 //! Maildir) and into `.eml` files. Messages are read back with Python's `email` package, an
-//! independent MIME parser, so the tests see what a mail client would.
+//! independent MIME parser, so the tests see what a mail client would. The owner notifications
+//! Patron sends itself are checked the same way, once for each path that makes the change
+//! (console and admin API): each sends the owner exactly one message.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use patron::config::{MailConfig, MailTransport, SmtpTls};
 use patron::mail::{Mailer, Notification};
-use serde_json::Value;
+use serde_json::{Value, json};
+
+use crate::helpers::console::{Browser, console_builder, dev_email};
+use crate::helpers::{Agent, TestServer, free_port, runtime};
 
 /// Debian's interpreter: the one that sees the `python3-aiosmtpd` package (a `python3`
 /// earlier on `PATH` may be a pyenv build without it).
@@ -92,22 +97,57 @@ impl SmtpServer {
             .collect();
         parse_messages(&files)
     }
+
+    /// The messages received so far that are addressed to `to`.
+    fn messages_to(&self, to: &str) -> Vec<Value> {
+        let mut messages = self.messages();
+        messages.retain(|m| m["to"] == to);
+        messages
+    }
+
+    /// Waits (up to 10 s) for a message to `to` whose subject contains `subject`, then
+    /// watches for a grace period that no second one arrives; returns the one message.
+    fn only_message_to(&self, to: &str, subject: &str) -> Value {
+        let matching = || {
+            let mut m = self.messages_to(to);
+            m.retain(|m| m["subject"].as_str().is_some_and(|s| s.contains(subject)));
+            m
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let first = loop {
+            if let Some(m) = matching().into_iter().next() {
+                break m;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no e-mail to {to} with {subject:?} in its subject reached the SMTP server; \
+                 it received: {:#?}",
+                self.messages()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let grace = Instant::now() + GRACE;
+        loop {
+            let all = matching();
+            assert_eq!(all.len(), 1, "more than one e-mail to {to}: {all:#?}");
+            if Instant::now() >= grace {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        first
+    }
 }
+
+/// How long a test watches for a duplicate e-mail after the expected one arrived. Patron
+/// sends notifications in the background, so a second copy would come within moments.
+const GRACE: Duration = Duration::from_millis(1500);
 
 impl Drop for SmtpServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A port nobody listens on right now (bound, read, released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn files_in(dir: &Path) -> Vec<PathBuf> {
@@ -135,13 +175,6 @@ fn parse_messages(files: &[PathBuf]) -> Vec<Value> {
         Value::Array(messages) => messages,
         other => panic!("not a list: {other}"),
     }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 fn config(transport: MailTransport) -> MailConfig {
@@ -360,80 +393,181 @@ fn notify_outside_an_async_runtime_drops_the_message_without_panicking() {
     assert!(files_in(&dir).is_empty());
 }
 
-#[test]
-fn an_owner_hears_by_smtp_when_they_link_an_agent_in_the_console() {
-    // Patron itself sends this one: a console approval, delivered to a real SMTP server.
-    let smtp = SmtpServer::start();
-    let s = crate::helpers::TestServer::builder()
-        .env("PATRON_CONSOLE__DEVELOPMENT_LOGIN", "true")
+/// A console server (admin API, development login) that sends its e-mail through `smtp`.
+fn mailing_server(smtp: &SmtpServer) -> TestServer {
+    console_builder()
         .env("PATRON_MAIL__TRANSPORT", "smtp")
         .env("PATRON_MAIL__SMTP_HOST", "127.0.0.1")
         .env("PATRON_MAIL__SMTP_PORT", &smtp.port.to_string())
         .env("PATRON_MAIL__SMTP_TLS", "none")
-        .start();
+        .start()
+}
+
+/// An agent approved through the admin API for `dev:<name>` before that owner first logs in
+/// (no address is known then, so the approval mails no one), and the owner's browser, logged
+/// in with the development login, which records [`dev_email`]`(name)`.
+fn agent_of_logged_in_owner<'a>(s: &'a TestServer, name: &str) -> (Agent, Browser<'a>) {
+    let agent = Agent::register(s);
+    agent.approve(s, &format!("dev:{name}"), json!({}));
+    let browser = Browser::dev_login(s, name);
+    (agent, browser)
+}
+
+/// Asserts `mail` tells of `event` (`suspended`, `resumed`) of `agent`, named as registered,
+/// with a link to its console page.
+fn assert_tells_of(mail: &Value, event: &str, agent: &Agent) {
+    let id = agent.client_id.as_str();
+    let subject = mail["subject"].as_str().unwrap();
+    assert_eq!(subject, format!("Patron: agent {id} was {event}"), "{mail}");
+    let text = mail["text"].as_str().unwrap();
+    assert!(text.contains(&format!("was {event}")), "{text}");
+    assert!(text.contains(id), "{text}");
+    assert!(text.contains("\"Test agent\""), "{text}");
+    assert!(text.contains(&format!("/console/agents/{id}")), "{text}");
+    let html = mail["html"].as_str().unwrap();
+    assert!(html.contains(id) && html.contains("Test agent"), "{html}");
+}
+
+/// Asserts `mail` tells that every token of the owner's agents was revoked.
+fn assert_tells_of_revoked_tokens(mail: &Value) {
+    assert_eq!(
+        mail["subject"],
+        "Patron: all your agents' tokens were revoked"
+    );
+    let text = mail["text"].as_str().unwrap();
+    assert!(
+        text.contains("Every token held by your agents was revoked"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_owner_hears_by_smtp_when_they_link_an_agent_in_the_console() {
+    // Patron itself sends this one: a console approval, delivered to a real SMTP server.
+    let smtp = SmtpServer::start();
+    let s = mailing_server(&smtp);
     let key = crate::helpers::AgentKey::generate();
     let reg = s.register_ok(&crate::helpers::agent_metadata(&key));
     let client_id = reg["client_id"].as_str().unwrap().to_owned();
     let code = reg["user_code"].as_str().unwrap().to_owned();
 
-    let login = s
-        .http
-        .post(s.url("/console/login/dev"))
-        .form(&[("name", "carol"), ("return_to", "/console")])
-        .send()
-        .unwrap();
-    assert_eq!(login.status(), 303);
-    let cookie = login.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let page = s
-        .http
-        .get(s.url(&format!("/claim?user_code={code}")))
-        .header("cookie", &cookie)
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .unwrap()
-        .to_owned();
-    let approved = s
-        .http
-        .post(s.url("/claim"))
-        .header("cookie", &cookie)
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("user_code", code.as_str()),
-            ("action", "approve"),
-        ])
-        .send()
-        .unwrap();
-    assert_eq!(approved.status(), 303);
+    let carol = Browser::dev_login(&s, "carol");
+    carol
+        .submit_from(
+            &format!("/claim?user_code={code}"),
+            "/claim",
+            &[("user_code", code.as_str()), ("action", "approve")],
+        )
+        .expect_see_other(&format!("/console/agents/{client_id}"));
 
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let messages = loop {
-        let m = smtp.messages();
-        if !m.is_empty() {
-            break m;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no e-mail reached the SMTP server"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mail = find(&messages, "carol@dev.invalid");
+    let mail = smtp.only_message_to(&dev_email("carol"), "is now linked to you");
     assert!(
         mail["subject"].as_str().unwrap().contains(&client_id),
         "{mail}"
     );
     assert!(mail["text"].as_str().unwrap().contains(&client_id));
     assert!(mail["html"].as_str().unwrap().contains("Test agent"));
+}
+
+#[test]
+fn an_owner_hears_once_by_smtp_when_the_admin_api_links_an_agent_to_them() {
+    let smtp = SmtpServer::start();
+    let s = mailing_server(&smtp);
+    let _carol = Browser::dev_login(&s, "carol");
+    let agent = Agent::register(&s);
+
+    agent.approve(&s, "dev:carol", json!({}));
+
+    let mail = smtp.only_message_to(&dev_email("carol"), "is now linked to you");
+    let id = agent.client_id.as_str();
+    assert_eq!(
+        mail["subject"],
+        format!("Patron: agent {id} is now linked to you")
+    );
+    assert!(mail["text"].as_str().unwrap().contains(id), "{mail}");
+    assert!(
+        mail["html"].as_str().unwrap().contains("Test agent"),
+        "{mail}"
+    );
+    assert_eq!(smtp.messages_to(&dev_email("carol")).len(), 1);
+}
+
+#[test]
+fn an_owner_hears_once_by_smtp_when_they_suspend_their_agent_in_the_console() {
+    let smtp = SmtpServer::start();
+    let s = mailing_server(&smtp);
+    let (agent, carol) = agent_of_logged_in_owner(&s, "carol");
+    let page = format!("/console/agents/{}", agent.client_id);
+
+    carol
+        .submit_from(&page, &page, &[("action", "suspend")])
+        .expect_see_other(&page);
+
+    let mail = smtp.only_message_to(&dev_email("carol"), "was suspended");
+    assert_tells_of(&mail, "suspended", &agent);
+    assert_eq!(smtp.messages_to(&dev_email("carol")).len(), 1);
+}
+
+#[test]
+fn an_owner_hears_once_by_smtp_when_the_admin_api_suspends_their_agent() {
+    // As from the console: the README promises owners hear of every suspension.
+    let smtp = SmtpServer::start();
+    let s = mailing_server(&smtp);
+    let (agent, _carol) = agent_of_logged_in_owner(&s, "carol");
+
+    s.admin_ok(
+        "POST",
+        &format!("/admin/agents/{}/suspend", agent.client_id),
+        None,
+    );
+
+    let mail = smtp.only_message_to(&dev_email("carol"), "was suspended");
+    assert_tells_of(&mail, "suspended", &agent);
+    assert_eq!(smtp.messages_to(&dev_email("carol")).len(), 1);
+}
+
+#[test]
+fn an_owner_hears_once_by_smtp_when_the_admin_api_resumes_their_agent() {
+    let smtp = SmtpServer::start();
+    let s = mailing_server(&smtp);
+    let (agent, _carol) = agent_of_logged_in_owner(&s, "carol");
+    let path = |action: &str| format!("/admin/agents/{}/{action}", agent.client_id);
+    s.admin_ok("POST", &path("suspend"), None);
+
+    s.admin_ok("POST", &path("resume"), None);
+
+    let mail = smtp.only_message_to(&dev_email("carol"), "was resumed");
+    assert_tells_of(&mail, "resumed", &agent);
+}
+
+#[test]
+fn an_owner_hears_once_by_smtp_when_they_revoke_all_tokens_in_the_console() {
+    let smtp = SmtpServer::start();
+    let s = mailing_server(&smtp);
+    let (agent, carol) = agent_of_logged_in_owner(&s, "carol");
+    agent.agent_token(&s);
+
+    carol
+        .submit_from("/console", "/console/kill-switch", &[("confirm", "yes")])
+        .expect(200);
+
+    assert_tells_of_revoked_tokens(
+        &smtp.only_message_to(&dev_email("carol"), "tokens were revoked"),
+    );
+    assert_eq!(smtp.messages_to(&dev_email("carol")).len(), 1);
+}
+
+#[test]
+fn an_owner_hears_once_by_smtp_when_the_admin_api_revokes_all_their_tokens() {
+    let smtp = SmtpServer::start();
+    let s = mailing_server(&smtp);
+    let (agent, _carol) = agent_of_logged_in_owner(&s, "carol");
+    agent.agent_token(&s);
+
+    s.admin_ok("POST", "/admin/owners/dev:carol/revoke-all", None);
+
+    assert_tells_of_revoked_tokens(
+        &smtp.only_message_to(&dev_email("carol"), "tokens were revoked"),
+    );
+    assert_eq!(smtp.messages_to(&dev_email("carol")).len(), 1);
 }

@@ -114,11 +114,40 @@ fn migrate_brings_a_fresh_database_up_to_date() {
             .output()
             .unwrap()
     };
+    let expected = migration_names("sqlite");
+    assert!(!expected.is_empty(), "no migrations found");
+    assert_eq!(
+        migration_names("postgres"),
+        expected,
+        "both backends have the same migrations"
+    );
     let first = run();
     assert!(first.status.success());
-    assert!(String::from_utf8_lossy(&first.stdout).contains("applied 3 migration"));
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        stdout.contains(&format!("applied {} migration(s)", expected.len())),
+        "{stdout}"
+    );
     let second = run();
-    assert!(String::from_utf8_lossy(&second.stdout).contains("applied 0 migration"));
+    assert!(second.status.success());
+    let stdout = String::from_utf8_lossy(&second.stdout);
+    assert!(stdout.contains("applied 0 migration(s)"), "{stdout}");
+}
+
+/// The migrations shipped for `backend` (the directories under `migrations/<backend>/` with
+/// an `up.sql`), sorted by name.
+fn migration_names(backend: &str) -> Vec<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(backend);
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.join("up.sql").is_file())
+        .map(|path| path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }
 
 #[test]
