@@ -498,18 +498,21 @@ fn enrollment_create(config: &Config, args: EnrollmentArgs) -> anyhow::Result<()
         let (aud, scopes) = g
             .split_once('=')
             .with_context(|| format!("--grant {g}: expected AUDIENCE=scope1,scope2"))?;
-        grants.push((
-            aud.trim().to_owned(),
-            scopes.replace(',', " ").trim().to_owned(),
-        ));
+        let aud = patron::oauth::ids::Audience::parse(aud.trim())
+            .map_err(|e| anyhow::anyhow!("--grant {g}: {e}"))?;
+        let scopes = patron::oauth::scope::Scopes::parse(&scopes.replace(',', " "))
+            .map_err(|e| anyhow::anyhow!("--grant {g}: {e}"))?;
+        if scopes.is_empty() {
+            anyhow::bail!("--grant {g}: name at least one scope");
+        }
+        grants.push((aud.into(), scopes.into()));
     }
-    if args.owner.trim().is_empty() || !args.owner.contains(':') {
-        anyhow::bail!("--owner must look like github:12345, google:<sub> or oidc:<issuer>#<sub>");
-    }
+    let owner = patron::oauth::ids::OwnerId::parse(args.owner.trim())
+        .map_err(|e| anyhow::anyhow!("--owner: {e}"))?;
     let mut conn = open_db(config)?;
     let (token, id) = enrollment::insert_token(
         &mut conn,
-        &args.owner,
+        &owner,
         &grants,
         i32::from(args.uses),
         i64::from(args.ttl),

@@ -12,6 +12,7 @@ use url::{Host, Url};
 
 use crate::jose::jwks::validate_client_jwks;
 use crate::oauth::redirect_uri::RedirectUri;
+use crate::oauth::scope::Scopes;
 
 /// Most redirect URIs one client may register.
 pub const MAX_REDIRECT_URIS: usize = 20;
@@ -25,12 +26,6 @@ pub const MAX_CLIENT_NAME_LEN: usize = 200;
 pub const MAX_SOFTWARE_ID_LEN: usize = 200;
 /// Longest `software_version`, in characters.
 pub const MAX_SOFTWARE_VERSION_LEN: usize = 100;
-/// Most distinct scope tokens in `scope`.
-pub const MAX_SCOPE_TOKENS: usize = 50;
-/// Longest single scope token, in characters.
-pub const MAX_SCOPE_TOKEN_LEN: usize = 128;
-/// Longest `scope` string, in characters.
-pub const MAX_SCOPE_LEN: usize = 2000;
 
 /// Wire names of the supported `token_endpoint_auth_method` values, for the discovery
 /// document (RFC 8414 §2 `token_endpoint_auth_methods_supported`).
@@ -787,51 +782,13 @@ fn is_plausible_email(s: &str) -> bool {
     !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
 }
 
-/// Whether `c` may appear in a scope token: `%x21 / %x23-5B / %x5D-7E` (RFC 6749 §3.3).
-fn is_scope_char(c: char) -> bool {
-    matches!(c, '\u{21}' | '\u{23}'..='\u{5B}' | '\u{5D}'..='\u{7E}')
-}
-
 fn scope(raw: &Map<String, Value>) -> Result<Option<String>, MetadataError> {
     let Some(s) = string(raw, "scope")? else {
         return Ok(None);
     };
-    if s.chars().count() > MAX_SCOPE_LEN {
-        return Err(MetadataError::metadata(
-            "scope_invalid",
-            format!("scope must be at most {MAX_SCOPE_LEN} characters"),
-        ));
-    }
-    // RFC 6749 §3.3 separates tokens with single spaces; runs of spaces are tolerated and
-    // normalised away rather than treated as empty tokens.
-    let mut tokens: Vec<&str> = Vec::new();
-    for token in s.split(' ').filter(|t| !t.is_empty()) {
-        if !token.chars().all(is_scope_char) {
-            return Err(MetadataError::metadata(
-                "scope_invalid",
-                format!(
-                    "scope token {} contains characters not allowed by RFC 6749 §3.3",
-                    quote(token)
-                ),
-            ));
-        }
-        if token.len() > MAX_SCOPE_TOKEN_LEN {
-            return Err(MetadataError::metadata(
-                "scope_invalid",
-                format!("scope tokens must be at most {MAX_SCOPE_TOKEN_LEN} characters"),
-            ));
-        }
-        if !tokens.contains(&token) {
-            tokens.push(token);
-        }
-    }
-    if tokens.len() > MAX_SCOPE_TOKENS {
-        return Err(MetadataError::metadata(
-            "scope_invalid",
-            format!("scope must have at most {MAX_SCOPE_TOKENS} distinct tokens"),
-        ));
-    }
-    Ok((!tokens.is_empty()).then(|| tokens.join(" ")))
+    let scopes =
+        Scopes::parse(s).map_err(|e| MetadataError::metadata("scope_invalid", e.to_string()))?;
+    Ok((!scopes.is_empty()).then(|| scopes.into()))
 }
 
 /// Serde for `Option<Url>` as an optional string, so this module does not depend on the

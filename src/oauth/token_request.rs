@@ -3,7 +3,7 @@
 //! Introspection and revocation requests (RFC 7662 §2.1, RFC 7009 §2.1) are parsed here too.
 
 use crate::oauth::error::{ErrorKind, OAuthError};
-use crate::oauth::scope;
+use crate::oauth::scope::Scopes;
 use crate::secret::Secret;
 
 /// Grant type URI of token exchange.
@@ -91,15 +91,20 @@ pub fn parse(pairs: &[(String, String)]) -> Result<(TokenRequest, BodyCredential
         client_assertion: get("client_assertion").map(Secret::from),
     };
     let scope = get("scope").filter(|s| !s.trim().is_empty());
-    if let Some(s) = &scope {
-        if !scope::is_valid(s) {
-            return Err(OAuthError::new(
-                ErrorKind::InvalidScope,
-                "the scope is malformed",
-                "scope_malformed",
-            ));
-        }
-    }
+    let scope = match scope {
+        Some(s) => Some(
+            Scopes::parse(&s)
+                .map_err(|e| {
+                    OAuthError::new(
+                        ErrorKind::InvalidScope,
+                        format!("the scope is malformed: {e}"),
+                        "scope_malformed",
+                    )
+                })?
+                .into(),
+        ),
+        None => None,
+    };
     if resources.len() + audiences.len() > 1 {
         return Err(OAuthError::new(
             ErrorKind::InvalidTarget,

@@ -9,6 +9,7 @@ use crate::audit::Outcome;
 use crate::clock::{self, UnixTime};
 use crate::mail::Notification;
 use crate::oauth::error::{ErrorKind, OAuthError};
+use crate::oauth::ids::OwnerId;
 use crate::ratelimit::RateLimiter;
 use crate::service::peers::{self, Notice};
 use crate::service::{Actor, Caller, owners, registration, skills, store_failure};
@@ -78,10 +79,10 @@ async fn approve_inner(
     owner: &str,
     grant_list: Vec<(String, String)>,
 ) -> Result<(ClientRow, Vec<(String, String)>), OAuthError> {
-    owners::check_owner_id(owner)?;
+    let owner = OwnerId::parse(owner)?;
     let checked = skills::check_grants(state, grant_list).await?;
     let now = clock::now();
-    let (cid, own, to_store) = (client_id.to_owned(), owner.to_owned(), checked.clone());
+    let (cid, to_store) = (client_id.to_owned(), checked.clone());
     let found = state
         .store
         .write(move |c| {
@@ -89,8 +90,8 @@ async fn approve_inner(
                 Some(row) if !row.is_expired(now) => row,
                 _ => return Ok(None),
             };
-            crate::store::models::owners::ensure(c, &own, now)?;
-            clients::set_status(c, &cid, ClientStatus::Active, Some(&own), None, now)?;
+            crate::store::models::owners::ensure(c, &owner, now)?;
+            clients::set_status(c, &cid, ClientStatus::Active, Some(&owner), None, now)?;
             for (aud, scopes) in &to_store {
                 grants::upsert(c, &cid, aud, scopes, now)?;
             }

@@ -7,6 +7,7 @@ use crate::clock::{self, UnixTime};
 use crate::config::{Mode, ProviderConfig, ProviderKind};
 use crate::crypto;
 use crate::oauth::error::{ErrorKind, OAuthError};
+use crate::oauth::ids::OwnerId;
 use crate::service::{Caller, sessions, store_failure};
 use crate::state::AppState;
 use crate::store::models::{owners, sessions as session_rows};
@@ -269,7 +270,7 @@ pub async fn dev_login(
         ));
     }
     let identity = VerifiedIdentity {
-        owner_id: format!("dev:{name}"),
+        owner_id: OwnerId::parse(&format!("dev:{name}"))?,
         email: format!("{name}@dev.invalid"),
         name: Some(name.to_owned()),
     };

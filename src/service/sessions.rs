@@ -5,6 +5,7 @@ use crate::audit::Outcome;
 use crate::clock;
 use crate::crypto;
 use crate::oauth::error::OAuthError;
+use crate::oauth::ids::OwnerId;
 use crate::service::{Actor, Caller, store_failure};
 use crate::state::AppState;
 use crate::store::models::sessions::{self, SessionRow};
@@ -20,7 +21,7 @@ pub struct Session {
     /// SHA-256 of the cookie value.
     pub id_hash: String,
     /// The owner.
-    pub owner_id: String,
+    pub owner_id: OwnerId,
     /// CSRF token for this session's forms.
     pub csrf_token: String,
     /// Whether the owner is an admin.
@@ -45,11 +46,11 @@ impl Session {
 
 /// Starts a session for `owner_id` (a fresh id at every login: no fixation). Returns the
 /// cookie value.
-pub async fn start(state: &AppState, owner_id: &str) -> Result<String, OAuthError> {
+pub async fn start(state: &AppState, owner_id: &OwnerId) -> Result<String, OAuthError> {
     let cookie = crypto::random_token("");
     let row = SessionRow {
         id_hash: crypto::sha256_hex(cookie.as_bytes()),
-        owner_id: owner_id.to_owned(),
+        owner_id: owner_id.to_string(),
         csrf_token: crypto::random_token(""),
         created_at: clock::now(),
         last_seen_at: clock::now(),
@@ -97,10 +98,14 @@ pub async fn find(state: &AppState, cookie: &str) -> Result<Option<Session>, OAu
             .await
             .map_err(store_failure)?;
     }
+    let Ok(owner_id) = OwnerId::parse(&row.owner_id) else {
+        tracing::warn!("a stored session names a malformed owner id; ignored");
+        return Ok(None);
+    };
     let admin = cfg.admins.contains(&row.owner_id);
     Ok(Some(Session {
         id_hash,
-        owner_id: row.owner_id,
+        owner_id,
         csrf_token: row.csrf_token,
         admin,
     }))

@@ -3,7 +3,8 @@
 
 use crate::clock;
 use crate::oauth::error::{ErrorKind, OAuthError};
-use crate::oauth::scope;
+use crate::oauth::ids::Audience;
+use crate::oauth::scope::{self, Scopes};
 use crate::service::peers::{self, Notice};
 use crate::service::{Caller, store_failure};
 use crate::state::AppState;
@@ -69,19 +70,12 @@ async fn put_inner(
             ));
         }
     }
-    let aud = url::Url::parse(&input.audience)
-        .map_err(|_| bad("audience must be an absolute URI", "audience_invalid"))?;
+    let audience = Audience::parse(&input.audience)?;
     // A skill named like Patron itself would receive every agent token as its audience.
-    if input.audience.trim_end_matches('/') == state.issuer {
+    if audience.trim_end_matches('/') == state.issuer {
         return Err(bad(
             "a skill's audience cannot be the issuer",
             "audience_is_issuer",
-        ));
-    }
-    if aud.fragment().is_some() || input.audience.len() > 500 {
-        return Err(bad(
-            "audience must not have a fragment and must be at most 500 characters",
-            "audience_invalid",
         ));
     }
     let name = input.name.trim();
@@ -91,12 +85,12 @@ async fn put_inner(
             "skill_name_invalid",
         ));
     }
-    if !scope::is_valid(&input.scopes) || scope::parse(&input.scopes).len() > 50 {
-        return Err(bad(
-            "scopes must be space-separated RFC 6749 scope tokens (at most 50)",
+    let scopes = Scopes::parse(&input.scopes).map_err(|e| {
+        bad(
+            format!("scopes must be space-separated RFC 6749 scope tokens: {e}"),
             "scope_malformed",
-        ));
-    }
+        )
+    })?;
     let ttl = input
         .ttl_secs
         .unwrap_or(state.config.tokens.default_skill_ttl_secs);
@@ -125,9 +119,9 @@ async fn put_inner(
     }
     let now = clock::now();
     let row = SkillRow {
-        audience: input.audience.clone(),
+        audience: audience.into(),
         name: name.to_owned(),
-        scopes: scope::join(&scope::parse(&input.scopes)),
+        scopes: scopes.into(),
         ttl_secs: ttl,
         require_dpop: input.require_dpop,
         owner_id: owner.map(str::to_owned),
@@ -169,14 +163,16 @@ pub async fn check_grants(
             .map_err(store_failure)?
             .ok_or_else(|| bad(format!("no skill has audience {aud}"), "skill_unknown"))?;
         let offered = scope::parse(&skill.scopes);
-        let wanted = scope::parse(&scopes);
-        if wanted.is_empty() || !scope::is_subset(&wanted, &offered) {
+        let wanted = Scopes::parse(&scopes)
+            .ok()
+            .filter(|w| !w.is_empty() && scope::is_subset(&w.tokens(), &offered));
+        let Some(wanted) = wanted else {
             return Err(bad(
                 format!("scopes for {aud} must be one or more of: {}", skill.scopes),
                 "grant_scope_unknown",
             ));
-        }
-        checked.push((aud, scope::join(&wanted)));
+        };
+        checked.push((aud, wanted.into()));
     }
     Ok(checked)
 }

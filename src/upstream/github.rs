@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::config::ProviderConfig;
+use crate::oauth::ids::OwnerId;
 use crate::upstream::{LoginStart, UpstreamError, VerifiedIdentity};
 
 /// Scopes asked for: the profile (numeric id, name) and the e-mail addresses.
@@ -111,7 +112,8 @@ pub async fn complete(
         .filter(|n| !n.trim().is_empty())
         .or(user.login.filter(|l| !l.is_empty()));
     Ok(VerifiedIdentity {
-        owner_id: format!("github:{}", user.id),
+        owner_id: OwnerId::parse(&format!("github:{}", user.id))
+            .map_err(|_| UpstreamError::Rejected("GitHub sent an unusable user id".into()))?,
         email,
         name,
     })

@@ -64,7 +64,7 @@ pub async fn complete(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedIdentity {
     /// Stable owner id: `github:<numeric id>`, `google:<sub>` or `oidc:<issuer>#<sub>`.
-    pub owner_id: String,
+    pub owner_id: crate::oauth::ids::OwnerId,
     /// Verified e-mail address.
     pub email: String,
     /// Display name, if the provider gives one.

@@ -10,6 +10,7 @@ use openidconnect::{
 };
 
 use crate::config::{ProviderConfig, ProviderKind};
+use crate::oauth::ids::OwnerId;
 use crate::upstream::{LoginStart, UpstreamError, VerifiedIdentity};
 
 fn unavailable(e: impl std::fmt::Display) -> UpstreamError {
@@ -141,6 +142,8 @@ pub async fn complete(
         ProviderKind::Google => format!("google:{sub}"),
         _ => format!("oidc:{}#{sub}", claims.issuer().as_str()),
     };
+    let owner_id = OwnerId::parse(&owner_id)
+        .map_err(|_| UpstreamError::Rejected("the provider's subject is not a usable id".into()))?;
     Ok(VerifiedIdentity {
         owner_id,
         email,
