@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::agent::{self, AgentFile, Key};
 use crate::clock;
+use crate::endpoints;
 
 /// A client for one Patron server.
 pub struct Client {
@@ -52,7 +53,7 @@ impl Client {
         path: &str,
         body: Option<Value>,
     ) -> anyhow::Result<Value> {
-        let url = format!("{}/admin{path}", self.server);
+        let url = format!("{}{}{path}", self.server, endpoints::admin::SCOPE);
         let req = match method {
             "GET" => self.http.get(&url),
             _ => self.http.post(&url),
@@ -91,7 +92,7 @@ impl Client {
         let dpop = Key::generate()?;
         let mut req = self
             .http
-            .post(format!("{}/register", self.server))
+            .post(endpoints::url(&self.server, endpoints::REGISTRATION))
             .json(&agent::registration_metadata(name, &auth));
         if let Some(t) = enrollment_token {
             req = req.bearer_auth(t);
@@ -129,7 +130,7 @@ pub async fn agent_token(file: &Path, form: Vec<(String, String)>) -> anyhow::Re
     let client = Client::new(&a.server)?;
     let auth = Key::from_private_jwk(&a.auth_key)?;
     let dpop = Key::from_private_jwk(&a.dpop_key)?;
-    let token_url = format!("{}/token", client.server);
+    let token_url = endpoints::url(&client.server, endpoints::TOKEN);
     let mut nonce: Option<String> = None;
     for _ in 0..2 {
         let now = clock::now();
@@ -220,7 +221,7 @@ pub fn bench_fixtures(file: &Path, count: usize, out: &Path) -> anyhow::Result<(
     let a = agent::load(file)?;
     let auth = Key::from_private_jwk(&a.auth_key)?;
     let dpop = Key::from_private_jwk(&a.dpop_key)?;
-    let token_url = format!("{}/token", a.server.trim_end_matches('/'));
+    let token_url = endpoints::url(a.server.trim_end_matches('/'), endpoints::TOKEN);
     let now = clock::now();
     let mut w = std::io::BufWriter::new(std::fs::File::create(out)?);
     for _ in 0..count {

@@ -3,6 +3,7 @@
 use actix_web::{HttpResponse, web};
 
 use crate::endpoints::{HEALTHZ, METRICS, READYZ};
+use crate::service::health;
 use crate::state::AppState;
 
 /// Routes of this area.
@@ -19,14 +20,17 @@ async fn healthz() -> HttpResponse {
 
 /// The database answers and a signing key is active.
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let db = state.store.ping().await;
-    let key = state.keys.ring().current.is_some();
+    let found = health::readiness(&state).await;
     let body = format!(
         "database: {}\nsigning key: {}\n",
-        if db { "ok" } else { "unavailable" },
-        if key { "ok" } else { "none active" }
+        if found.database { "ok" } else { "unavailable" },
+        if found.signing_key {
+            "ok"
+        } else {
+            "none active"
+        }
     );
-    if db && key {
+    if found.ready() {
         HttpResponse::Ok().content_type("text/plain").body(body)
     } else {
         HttpResponse::ServiceUnavailable()

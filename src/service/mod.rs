@@ -15,6 +15,7 @@
 pub mod agents;
 pub mod directory;
 pub mod enrollment;
+pub mod health;
 pub mod keys;
 pub mod operator;
 pub mod owner_login;
