@@ -38,6 +38,8 @@ pub mod admin {
     pub const SCOPE: &str = "/admin";
     /// Skills: `POST` creates or replaces one, `GET` lists them.
     pub const SKILLS: &str = "/skills";
+    /// Sets a skill's grant policy.
+    pub const SKILL_POLICY: &str = "/skills/policy";
     /// Approves a pending agent.
     pub const APPROVE_AGENT: &str = "/agents/{client_id}/approve";
     /// Suspends an agent.

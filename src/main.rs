@@ -101,9 +101,23 @@ enum SkillCommand {
         /// The registered client that is this skill (lets it exchange tokens as a delegate).
         #[arg(long)]
         client_id: Option<String>,
+        /// Who may be granted it: operator (only the skill's operator), any,
+        /// owner:<owner id> or domain:<domain>, each optionally =scope1,scope2 (repeatable;
+        /// required: the choice is explicit).
+        #[arg(long = "grantable-by", required = true)]
+        grantable_by: Vec<String>,
     },
     /// List skills.
     List,
+    /// Change who may be granted a skill; grants the new policy no longer admits are
+    /// revoked, with the tokens issued under them.
+    Policy {
+        /// The skill's audience URI.
+        audience: String,
+        /// Policy entries, as for `skill add` (repeatable, at least one).
+        #[arg(long = "grantable-by", required = true)]
+        grantable_by: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -298,12 +312,23 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
             ttl,
             require_dpop,
             client_id,
+            grantable_by,
         }) => {
             let body = serde_json::json!({
                 "audience": audience, "name": name, "scopes": scopes, "ttl_secs": ttl,
                 "require_dpop": require_dpop, "client_id": client_id,
+                "grantable_by": grantable_by,
             });
             client.admin(&token, "POST", "/skills", Some(body)).await?
+        }
+        AdminCommand::Skill(SkillCommand::Policy {
+            audience,
+            grantable_by,
+        }) => {
+            let body = serde_json::json!({"audience": audience, "grantable_by": grantable_by});
+            client
+                .admin(&token, "POST", "/skills/policy", Some(body))
+                .await?
         }
         AdminCommand::Skill(SkillCommand::List) => {
             client.admin(&token, "GET", "/skills", None).await?

@@ -195,6 +195,17 @@ impl Application {
             None => None,
         };
         let _ = state.admin_addr.set(admin_addr);
+        match crate::service::skill_policy::needing_review(&state).await {
+            Ok(list) if !list.is_empty() => tracing::warn!(
+                skills = %list.join(" "),
+                "these skills predate grant policies and admit every owner; choose a policy \
+                 (patron admin skill policy AUDIENCE --grantable-by …, or the skill's console page)"
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e.description(), "could not list skills needing a grant policy")
+            }
+        }
         let server = server.run();
         Ok(Self {
             server,

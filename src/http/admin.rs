@@ -10,13 +10,13 @@ use actix_web::dev::Payload;
 use futures_util::future::{Ready, ready};
 
 use crate::endpoints::admin::{
-    APPROVE_AGENT, RESUME_AGENT, REVOKE_OWNER, SCOPE, SKILLS, SUSPEND_AGENT,
+    APPROVE_AGENT, RESUME_AGENT, REVOKE_OWNER, SCOPE, SKILL_POLICY, SKILLS, SUSPEND_AGENT,
 };
 use crate::http::error::HttpError;
 use crate::http::extract::{MAX_JSON_BODY, bearer, caller, json_object};
 use crate::oauth::error::{ErrorKind, OAuthError};
 use crate::service::skills::{self, SkillInput};
-use crate::service::{Actor, Caller, agents, operator, owners};
+use crate::service::{Actor, Caller, agents, operator, owners, skill_policy};
 use crate::state::AppState;
 
 /// Routes of this area.
@@ -25,6 +25,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::scope(SCOPE)
             .route(SKILLS, web::post().to(put_skill))
             .route(SKILLS, web::get().to(list_skills))
+            .route(SKILL_POLICY, web::post().to(set_skill_policy))
             .route(APPROVE_AGENT, web::post().to(approve_agent))
             .route(SUSPEND_AGENT, web::post().to(suspend_agent))
             .route(RESUME_AGENT, web::post().to(resume_agent))
@@ -97,7 +98,35 @@ fn skill_json(s: &crate::store::models::skills::SkillRow) -> Value {
     json!({
         "audience": s.audience, "name": s.name, "scopes": s.scopes, "ttl_secs": s.ttl_secs,
         "require_dpop": s.require_dpop, "client_id": s.client_id,
+        "grantable_by": s.grant_policy.entries_text(),
+        "policy_needs_review": s.policy_needs_review,
     })
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyBody {
+    audience: String,
+    grantable_by: Vec<String>,
+}
+
+async fn set_skill_policy(
+    op: Operator,
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, HttpError> {
+    let body = json_object(&req, payload, MAX_JSON_BODY, ErrorKind::InvalidRequest).await?;
+    let body: PolicyBody = body_as(body)?;
+    let out = skill_policy::set_policy(
+        &state,
+        &op.caller,
+        Actor::Operator,
+        &body.audience,
+        &body.grantable_by,
+    )
+    .await?;
+    Ok(json_response(actix_web::http::StatusCode::OK, &out))
 }
 
 async fn list_skills(_: Operator, state: web::Data<AppState>) -> Result<HttpResponse, HttpError> {

@@ -3,6 +3,7 @@
 pub mod client_metadata;
 pub mod discovery;
 pub mod error;
+pub mod grant_policy;
 pub mod ids;
 pub mod introspection;
 pub mod redirect_uri;

@@ -47,7 +47,7 @@ pub async fn approve(
     owner: &str,
     grant_list: Vec<(String, String)>,
 ) -> Result<Value, OAuthError> {
-    let result = approve_inner(state, client_id, owner, grant_list).await;
+    let result = approve_inner(state, caller, client_id, owner, grant_list).await;
     state.audit.record(
         caller
             .audit_result("agent.approve", &result)
@@ -75,12 +75,13 @@ pub async fn approve(
 
 async fn approve_inner(
     state: &AppState,
+    caller: &Caller,
     client_id: &str,
     owner: &str,
     grant_list: Vec<(String, String)>,
 ) -> Result<(ClientRow, Vec<(String, String)>), OAuthError> {
     let owner = OwnerId::parse(owner)?;
-    let checked = skills::check_grants(state, grant_list).await?;
+    let checked = skills::check_grants(state, caller, &owner, grant_list).await?;
     let now = clock::now();
     let (cid, to_store) = (client_id.to_owned(), checked.clone());
     let found = state
@@ -327,8 +328,14 @@ pub async fn set_grants(
     client_id: &str,
     chosen: Vec<(String, String)>,
 ) -> Result<(), OAuthError> {
-    visible(state, actor, client_id).await?;
-    let checked = skills::check_grants(state, chosen).await?;
+    let row = visible(state, actor, client_id).await?;
+    // The grants are the agent's owner's, whoever edits them.
+    let owner = row
+        .owner_id
+        .as_deref()
+        .or(actor.owner_id())
+        .unwrap_or_default();
+    let checked = skills::check_grants(state, caller, owner, chosen).await?;
     let cid = client_id.to_owned();
     let now = clock::now();
     let n = checked.len();

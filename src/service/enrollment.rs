@@ -73,6 +73,29 @@ pub async fn check(state: &AppState, token: &str, now: UnixTime) -> Result<Enrol
     })
 }
 
+/// The token's grants that the skills' policies still admit for its owner (policies may
+/// have narrowed since it was minted). Grants no longer admitted are dropped, audited.
+pub async fn within_policy(
+    state: &AppState,
+    caller: &Caller,
+    mut enrollment: Enrollment,
+) -> Result<Enrollment, OAuthError> {
+    let mut kept = Vec::with_capacity(enrollment.grants.len());
+    for (aud, scopes) in std::mem::take(&mut enrollment.grants) {
+        let grant = vec![(aud.clone(), scopes.clone())];
+        match skills::check_grants(state, caller, &enrollment.owner_id, grant).await {
+            Ok(mut g) => kept.append(&mut g),
+            // A grant for a skill not (yet) registered is kept as minted: it yields no token
+            // until the skill exists, and creating the skill brings it within its policy.
+            Err(e) if e.reason() == "skill_unknown" => kept.push((aud, scopes)),
+            Err(e) if e.kind() == ErrorKind::InvalidRequest => {}
+            Err(e) => return Err(e),
+        }
+    }
+    enrollment.grants = kept;
+    Ok(enrollment)
+}
+
 /// A minted token, shown once.
 pub struct Minted {
     /// The token itself.
@@ -96,7 +119,7 @@ pub async fn mint(
 ) -> Result<Minted, OAuthError> {
     let uses = uses.unwrap_or(1).clamp(1, MAX_USES);
     let hours = hours.unwrap_or(24).clamp(1, MAX_HOURS);
-    let grants = skills::check_grants(state, grants).await?;
+    let grants = skills::check_grants(state, caller, owner_id, grants).await?;
     let owner = owner_id.to_owned();
     let now = clock::now();
     let (token, id) = state

@@ -27,6 +27,7 @@ pub mod replay;
 pub mod replay_redis;
 pub mod revocation;
 pub mod sessions;
+pub mod skill_policy;
 pub mod skills;
 pub mod suspicion;
 pub mod token;

@@ -263,7 +263,10 @@ async fn register_inner(
 ) -> Result<(Map<String, Value>, Option<String>), OAuthError> {
     let now = clock::now();
     let enrollment = match initial_access_token {
-        Some(token) => Some(enrollment::check(state, token, now).await?),
+        Some(token) => {
+            let found = enrollment::check(state, token, now).await?;
+            Some(enrollment::within_policy(state, caller, found).await?)
+        }
         None if !state.config.registration.open => {
             return Err(invalid_token(
                 "this server requires an initial access token to register",

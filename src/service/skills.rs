@@ -3,10 +3,11 @@
 
 use crate::clock;
 use crate::oauth::error::{ErrorKind, OAuthError};
+use crate::oauth::grant_policy::GrantPolicy;
 use crate::oauth::ids::Audience;
 use crate::oauth::scope::{self, Scopes};
 use crate::service::peers::{self, Notice};
-use crate::service::{Caller, store_failure};
+use crate::service::{Caller, skill_policy, store_failure};
 use crate::state::AppState;
 use crate::store::models::clients;
 use crate::store::models::skills::{self, SkillRow};
@@ -32,6 +33,23 @@ pub struct SkillInput {
     pub require_dpop: bool,
     /// The registered client that is this skill (for delegation).
     pub client_id: Option<String>,
+    /// Its grant policy entries (see `oauth::grant_policy`); `operator` alone, or no entry,
+    /// admits only the operator. Absent on a replacement: the policy stays as it is;
+    /// absent on a new skill: only the operator.
+    #[serde(default)]
+    pub grantable_by: Option<Vec<String>>,
+}
+
+/// Parses policy entries as the CLI, the console and the admin API give them (`operator`
+/// stands for the empty policy).
+pub fn parse_policy(entries: &[String]) -> Result<GrantPolicy, OAuthError> {
+    let entries: Vec<&str> = entries
+        .iter()
+        .map(|e| e.trim())
+        .filter(|e| !e.is_empty() && *e != "operator")
+        .collect();
+    GrantPolicy::parse(&entries)
+        .map_err(|e| OAuthError::new(ErrorKind::InvalidRequest, e.to_string(), "policy_invalid"))
 }
 
 /// Creates or replaces a skill on behalf of an owner (`None`: an administrator). An owner
@@ -42,7 +60,7 @@ pub async fn put(
     input: SkillInput,
     owner: Option<&str>,
 ) -> Result<SkillRow, OAuthError> {
-    let result = put_inner(state, input, owner).await;
+    let result = put_inner(state, caller, input, owner).await;
     let ev = caller.audit_result("skill.put", &result);
     state.audit.record(match &result {
         Ok(s) => ev.audience(&s.audience),
@@ -53,23 +71,32 @@ pub async fn put(
 
 async fn put_inner(
     state: &AppState,
+    caller: &Caller,
     input: SkillInput,
     owner: Option<&str>,
 ) -> Result<SkillRow, OAuthError> {
+    let aud = input.audience.clone();
+    let existing = state
+        .store
+        .read(move |c| skills::find(c, &aud))
+        .await
+        .map_err(store_failure)?;
     if let Some(o) = owner {
-        let aud = input.audience.clone();
-        let existing = state
-            .store
-            .read(move |c| skills::find(c, &aud))
-            .await
-            .map_err(store_failure)?;
-        if existing.is_some_and(|e| e.owner_id.as_deref() != Some(o)) {
+        if existing
+            .as_ref()
+            .is_some_and(|e| e.owner_id.as_deref() != Some(o))
+        {
             return Err(bad(
                 "a skill with this audience already exists and is not yours",
                 "skill_not_owned",
             ));
         }
     }
+    let (grant_policy, policy_needs_review) = match (&input.grantable_by, &existing) {
+        (Some(entries), _) => (parse_policy(entries)?, false),
+        (None, Some(e)) => (e.grant_policy.clone(), e.policy_needs_review),
+        (None, None) => (GrantPolicy::default(), false),
+    };
     let audience = Audience::parse(&input.audience)?;
     // A skill named like Patron itself would receive every agent token as its audience.
     if audience.trim_end_matches('/') == state.issuer {
@@ -124,10 +151,15 @@ async fn put_inner(
         scopes: scopes.into(),
         ttl_secs: ttl,
         require_dpop: input.require_dpop,
-        owner_id: owner.map(str::to_owned),
+        // An admin changing an owner's skill leaves the owner its operator.
+        owner_id: owner
+            .map(str::to_owned)
+            .or_else(|| existing.as_ref().and_then(|e| e.owner_id.clone())),
         created_at: now,
         updated_at: now,
         client_id: input.client_id.clone(),
+        grant_policy,
+        policy_needs_review,
     };
     let r = row.clone();
     state
@@ -136,6 +168,11 @@ async fn put_inner(
         .await
         .map_err(store_failure)?;
     peers::announce(state, Notice::Skills).await;
+    // A new skill may find grants minted for it ahead of time (enrollment tokens): they
+    // are brought within its policy like those of a narrowed one.
+    if existing.is_none_or(|e| e.grant_policy != row.grant_policy) {
+        skill_policy::enforce(state, caller, &row).await?;
+    }
     Ok(row)
 }
 
@@ -144,11 +181,14 @@ pub async fn list(state: &AppState) -> Result<Vec<SkillRow>, OAuthError> {
     state.store.read(skills::all).await.map_err(store_failure)
 }
 
-/// Checks grants (audience → scopes) against the skills: each skill must exist, and the
-/// scopes must be a non-empty subset of what it offers. Returns them normalised. Every path
-/// that creates grants (approval, the grants form, enrollment tokens) goes through here.
+/// Checks grants (audience → scopes) for `owner_id`'s agent against the skills: each skill
+/// must exist, the scopes must be a non-empty subset of what it offers, and its grant
+/// policy must admit the owner to them. Returns them normalised. Every path that creates
+/// or widens grants (approval, the grants form, enrollment tokens) goes through here.
 pub async fn check_grants(
     state: &AppState,
+    caller: &Caller,
+    owner_id: &str,
     grant_list: Vec<(String, String)>,
 ) -> Result<Vec<(String, String)>, OAuthError> {
     if grant_list.len() > 100 {
@@ -172,6 +212,7 @@ pub async fn check_grants(
                 "grant_scope_unknown",
             ));
         };
+        skill_policy::check_admitted(state, caller, &skill, owner_id, &wanted.tokens()).await?;
         checked.push((aud, wanted.into()));
     }
     Ok(checked)

@@ -39,6 +39,8 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         client_id -> Nullable<Text>,
+        grant_policy -> Text,
+        policy_needs_review -> Bool,
     }
 }
 

@@ -559,6 +559,7 @@ impl TestServer {
                 "ttl_secs": ttl_secs,
                 "require_dpop": require_dpop,
                 "client_id": client_id,
+                "grantable_by": ["any"],
             })),
         );
         let status = r.status();

@@ -10,10 +10,10 @@ use crate::http::console::guard::{Owner, OwnerForm};
 use crate::http::console::page::{
     ConsoleError, agent_name, fmt_time, html, redirect, software, thumbprints,
 };
+use crate::http::console::skills::{SkillLine, skill_path};
 use crate::http::home::Chrome;
-use crate::service::{agents, skills};
+use crate::service::{agents, skill_policy};
 use crate::state::AppState;
-use crate::store::models::skills::SkillRow;
 
 struct AgentLine {
     client_id: String,
@@ -23,12 +23,20 @@ struct AgentLine {
     created: String,
 }
 
+struct OperatedLine {
+    name: String,
+    audience: String,
+    path: String,
+    needs_review: bool,
+}
+
 #[derive(Template)]
 #[template(path = "console/dashboard.html")]
 struct DashboardPage {
     chrome: Chrome,
     agents: Vec<AgentLine>,
-    skills: Vec<SkillRow>,
+    skills: Vec<SkillLine>,
+    operated: Vec<OperatedLine>,
 }
 
 pub(super) async fn dashboard(
@@ -38,7 +46,23 @@ pub(super) async fn dashboard(
     let agents = agents::owned(&state, &owner.session.owner_id)
         .await
         .map_err(owner.fail())?;
-    let skills = skills::list(&state).await.map_err(owner.fail())?;
+    let skills = skill_policy::grantable(&state, &owner.session.owner_id)
+        .await
+        .map_err(owner.fail())?
+        .into_iter()
+        .map(SkillLine::from)
+        .collect();
+    let operated = skill_policy::operated(&state, owner.session.actor())
+        .await
+        .map_err(owner.fail())?
+        .into_iter()
+        .map(|s| OperatedLine {
+            path: skill_path(&s.audience),
+            needs_review: s.policy_needs_review,
+            name: s.name,
+            audience: s.audience,
+        })
+        .collect();
     let agents = agents
         .into_iter()
         .map(|(row, grants)| AgentLine {
@@ -63,6 +87,7 @@ pub(super) async fn dashboard(
             chrome: owner.chrome,
             agents,
             skills,
+            operated,
         },
     ))
 }
@@ -155,7 +180,15 @@ pub(super) async fn agent_page(
     let view = agents::view(&state, owner.session.actor(), &path)
         .await
         .map_err(owner.fail())?;
-    let skills = skills::list(&state).await.map_err(owner.fail())?;
+    // What may be granted is what the policies admit the agent's owner to.
+    let grantee = view
+        .row
+        .owner_id
+        .clone()
+        .unwrap_or_else(|| owner.session.owner_id.to_string());
+    let grantable = skill_policy::grantable(&state, &grantee)
+        .await
+        .map_err(owner.fail())?;
     let (name, meta) = agent_name(&view.row);
     let a = AgentDetail {
         client_id: view.row.client_id.clone(),
@@ -175,17 +208,17 @@ pub(super) async fn agent_page(
         thumbprints: thumbprints(meta.as_ref()),
         created: fmt_time(view.row.created_at),
     };
-    let skills = skills
+    let skills = grantable
         .into_iter()
-        .map(|s| {
-            let granted = view.grants.iter().find(|g| g.audience == s.audience);
+        .map(|g| {
+            let granted = view.grants.iter().find(|v| v.audience == g.skill.audience);
             SkillChoice {
                 scopes: granted
-                    .map(|g| g.scopes.clone())
-                    .unwrap_or_else(|| s.scopes.clone()),
+                    .map(|v| v.scopes.clone())
+                    .unwrap_or_else(|| g.scopes.clone()),
                 granted: granted.is_some(),
-                audience: s.audience,
-                name: s.name,
+                audience: g.skill.audience,
+                name: g.skill.name,
             }
         })
         .collect();

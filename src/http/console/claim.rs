@@ -8,12 +8,12 @@ use crate::http::console::guard::{Owner, OwnerForm};
 use crate::http::console::page::{
     ConsoleError, agent_name, fmt_time, html, message, redirect, software, thumbprints,
 };
+use crate::http::console::skills::SkillLine;
 use crate::http::home::Chrome;
 use crate::service::registration::display_user_code;
-use crate::service::{agents, skills};
+use crate::service::{agents, skill_policy};
 use crate::state::AppState;
 use crate::store::models::clients::ClientRow;
-use crate::store::models::skills::SkillRow;
 
 /// A pending registration as the review page shows it.
 pub(super) struct PendingView {
@@ -50,7 +50,7 @@ struct ClaimPage {
     chrome: Chrome,
     code: String,
     pending: Option<PendingView>,
-    skills: Vec<SkillRow>,
+    skills: Vec<SkillLine>,
     message: Option<String>,
 }
 
@@ -87,7 +87,12 @@ pub(super) async fn claim_page(
                     .map(display_user_code)
                     .unwrap_or(code);
                 page.pending = Some(PendingView::of(&row));
-                page.skills = skills::list(&state).await.map_err(owner.fail())?;
+                page.skills = skill_policy::grantable(&state, &owner.session.owner_id)
+                    .await
+                    .map_err(owner.fail())?
+                    .into_iter()
+                    .map(SkillLine::from)
+                    .collect();
             }
             Err(e) => page.message = Some(e.description().to_owned()),
         }

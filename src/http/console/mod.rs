@@ -46,6 +46,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(agents::agent_action),
         )
         .route("/console/skills", web::post().to(skills::add_skill))
+        .route("/console/skill", web::get().to(skills::skill_page))
+        .route("/console/skill/policy", web::post().to(skills::set_policy))
+        .route(
+            "/console/skill/revoke",
+            web::post().to(skills::revoke_grant),
+        )
         .route(
             "/console/enrollment",
             web::post().to(settings::mint_enrollment),

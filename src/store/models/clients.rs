@@ -187,6 +187,22 @@ pub fn count_by_status(conn: &mut DbConnection) -> Result<Vec<(String, i64)>, St
         .map_err(StoreError::from_diesel)
 }
 
+/// Invalidates every token issued to a registration before `at` (keeping its status).
+pub fn revoke_tokens_before(
+    conn: &mut DbConnection,
+    client_id: &str,
+    at: UnixTime,
+) -> Result<bool, StoreError> {
+    diesel::update(clients::table.find(client_id))
+        .set((
+            clients::tokens_revoked_before.eq(at),
+            clients::updated_at.eq(at),
+        ))
+        .execute(conn)
+        .map(|n| n == 1)
+        .map_err(StoreError::from_diesel)
+}
+
 /// Sets a registration's status; when `revoke_before` is given, tokens issued up to that
 /// instant stop working. Returns whether the client exists.
 pub fn set_status(

@@ -44,6 +44,28 @@ pub fn upsert(
 }
 
 /// Removes every grant of one agent.
+/// The grants for one skill.
+pub fn for_audience(conn: &mut DbConnection, audience: &str) -> Result<Vec<GrantRow>, StoreError> {
+    grants::table
+        .filter(grants::audience.eq(audience))
+        .order(grants::client_id.asc())
+        .select(GrantRow::as_select())
+        .load(conn)
+        .map_err(StoreError::from_diesel)
+}
+
+/// Deletes one grant; whether it existed.
+pub fn delete(
+    conn: &mut DbConnection,
+    client_id: &str,
+    audience: &str,
+) -> Result<bool, StoreError> {
+    diesel::delete(grants::table.find((client_id, audience)))
+        .execute(conn)
+        .map(|n| n == 1)
+        .map_err(StoreError::from_diesel)
+}
+
 pub fn delete_for_client(conn: &mut DbConnection, client_id: &str) -> Result<usize, StoreError> {
     diesel::delete(grants::table.filter(grants::client_id.eq(client_id)))
         .execute(conn)

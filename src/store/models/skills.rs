@@ -3,6 +3,7 @@
 use diesel::prelude::*;
 
 use crate::clock::UnixTime;
+use crate::oauth::grant_policy::GrantPolicy;
 use crate::store::schema::skills;
 use crate::store::{DbConnection, StoreError};
 
@@ -28,6 +29,12 @@ pub struct SkillRow {
     pub updated_at: UnixTime,
     /// The registered client that is this skill, for delegation (RFC 8693 `act`).
     pub client_id: Option<String>,
+    /// Whose agents may hold grants for it (stored as a JSON array of entries).
+    #[diesel(deserialize_as = String)]
+    pub grant_policy: GrantPolicy,
+    /// Set on skills that predate grant policies (they admit anyone) until their operator
+    /// chooses one.
+    pub policy_needs_review: bool,
 }
 
 /// Inserts or replaces a skill by audience.
@@ -48,6 +55,8 @@ pub fn upsert(conn: &mut DbConnection, row: &SkillRow) -> Result<(), StoreError>
             skills::created_at.eq(created_at),
             skills::updated_at.eq(row.updated_at),
             skills::client_id.eq(&row.client_id),
+            skills::grant_policy.eq(row.grant_policy.to_json()),
+            skills::policy_needs_review.eq(row.policy_needs_review),
         ))
         .execute(conn)
         .map(|_| ())

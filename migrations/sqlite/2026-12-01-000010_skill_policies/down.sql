@@ -1,0 +1,2 @@
+ALTER TABLE skills DROP COLUMN policy_needs_review;
+ALTER TABLE skills DROP COLUMN grant_policy;
