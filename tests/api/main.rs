@@ -25,5 +25,6 @@ mod management;
 mod ops;
 mod registration;
 mod replicas;
+mod skill_policy;
 mod software_statements;
 mod tokens;

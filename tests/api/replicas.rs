@@ -230,6 +230,35 @@ fn a_revocation_at_one_replica_is_seen_at_the_other_at_once() {
 }
 
 #[test]
+fn narrowing_a_skills_policy_at_one_replica_revokes_live_tokens_at_the_other() {
+    let redis = RedisServer::start();
+    let (a, b, agent) = two_replicas(Some(&redis));
+    let t = skill_token(&a, &agent);
+    assert_eq!(introspect(&b, &agent, &t)["active"], true);
+    // The policy no longer admits the agent's owner.
+    a.admin_ok(
+        "POST",
+        "/admin/skills/policy",
+        Some(json!({"audience": SKILL, "grantable_by": ["owner:github:999"]})),
+    );
+    assert_eq!(introspect(&a, &agent, &t)["active"], false);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while introspect(&b, &agent, &t)["active"] == true {
+        assert!(
+            Instant::now() < deadline,
+            "b still reports a token active whose grant the policy no longer admits"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // And b issues no new token for the skill.
+    assert_oauth_error(
+        token(&b, &assertion(&agent), &proof(&agent)),
+        400,
+        "invalid_target",
+    );
+}
+
+#[test]
 fn without_redis_a_revocation_reaches_other_replicas_through_the_database_only() {
     // The control for the test above: with the database sync once an hour and no Redis,
     // b keeps answering from what it knew.
