@@ -33,6 +33,9 @@ const CLIENT_ID: &str = "patron-test";
 const CLIENT_SECRET: &str = "patron-test-secret";
 const AGENT_NAME: &str = "Browser test agent";
 
+/// A skill whose grant policy admits another owner only.
+const FOREIGN_SKILL: &str = "https://not-for-alice.example/api";
+
 fn support_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/oidc")
 }
@@ -459,6 +462,13 @@ fn an_owner_logs_in_with_openid_claims_an_agent_grants_a_skill_and_suspends_it_i
     let config_dir = tempfile::tempdir().expect("temp dir");
     let s = patron_for(&provider, config_dir.path());
     s.add_skill(SKILL, "read write", 300, false, None);
+    // A skill whose policy admits somebody else: alice must never be offered it.
+    s.admin_ok(
+        "POST",
+        "/admin/skills",
+        Some(json!({"audience": FOREIGN_SKILL, "name": "Not for alice", "scopes": "read",
+                    "grantable_by": ["owner:github:1"]})),
+    );
     let patron = s.base.clone();
     let owner = format!("oidc:{}#alice", provider.issuer);
 
@@ -512,6 +522,11 @@ fn an_owner_logs_in_with_openid_claims_an_agent_grants_a_skill_and_suspends_it_i
     browser.wait_for("form[action='/claim'] button[name=action][value=approve]");
     let page = browser.source();
     assert!(page.contains(AGENT_NAME), "claim page names the agent");
+    assert!(page.contains(SKILL), "the review page offers the skill alice may grant");
+    assert!(
+        !page.contains(FOREIGN_SKILL),
+        "the review page offers no skill whose policy does not admit alice"
+    );
     assert!(
         page.contains(&agent.client_id),
         "claim page shows the client id"
