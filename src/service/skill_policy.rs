@@ -121,8 +121,8 @@ pub struct Grantable {
 /// console shows only these).
 pub async fn grantable(state: &AppState, owner_id: &str) -> Result<Vec<Grantable>, OAuthError> {
     let email = owner_email(state, owner_id).await?;
-    let all = state.store.read(skills::all).await.map_err(store_failure)?;
-    Ok(all
+    Ok(all_skills(state)
+        .await?
         .into_iter()
         .filter_map(|skill| {
             let scopes = admitted_scopes(state, &skill, owner_id, email.as_deref());
@@ -372,26 +372,22 @@ pub async fn revoke_grant(
     result
 }
 
+async fn all_skills(state: &AppState) -> Result<Vec<SkillRow>, OAuthError> {
+    state.store.read(skills::all).await.map_err(store_failure)
+}
+
 /// The skills `actor` manages (all of them for an admin).
 pub async fn operated(state: &AppState, actor: Actor<'_>) -> Result<Vec<SkillRow>, OAuthError> {
-    Ok(state
-        .store
-        .read(skills::all)
-        .await
-        .map_err(store_failure)?
-        .into_iter()
-        .filter(|s| may_manage(state, s, actor))
-        .collect())
+    let mut all = all_skills(state).await?;
+    all.retain(|s| may_manage(state, s, actor));
+    Ok(all)
 }
 
 /// Skills that predate grant policies and still admit anyone until their operator picks a
 /// policy (flagged at startup and in the console).
 pub async fn needing_review(state: &AppState) -> Result<Vec<String>, OAuthError> {
-    Ok(state
-        .store
-        .read(skills::all)
-        .await
-        .map_err(store_failure)?
+    Ok(all_skills(state)
+        .await?
         .into_iter()
         .filter(|s| s.policy_needs_review)
         .map(|s| s.audience)
