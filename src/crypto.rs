@@ -241,7 +241,10 @@ mod tests {
         let stored = hasher.hash(&secret);
         assert!(stored.starts_with("hmac-sha256$"), "{stored}");
         assert!(!stored.contains(&secret));
-        assert_eq!(StoredSecretHash::classify(&stored), StoredSecretHash::Keyed(&stored));
+        assert_eq!(
+            StoredSecretHash::classify(&stored),
+            StoredSecretHash::Keyed(&stored)
+        );
         assert!(hasher.verify(&secret, &stored));
         assert!(!hasher.verify("patron_cs_wrong", &stored));
         assert!(!hasher.verify(&secret, "hmac-sha256$!!!"));
@@ -256,10 +259,18 @@ mod tests {
         let phc = hash_argon2id("a person's choice").unwrap();
         assert!(phc.starts_with("$argon2id$"));
         assert!(is_argon2id_phc(&phc));
-        assert!(!is_argon2id_phc("$argon2i$v=19$m=16,t=2,p=1$c2FsdHNhbHQ$aGFzaA"));
+        assert!(!is_argon2id_phc(
+            "$argon2i$v=19$m=16,t=2,p=1$c2FsdHNhbHQ$aGFzaA"
+        ));
         assert!(!is_argon2id_phc("plain"));
-        assert_eq!(StoredSecretHash::classify(&phc), StoredSecretHash::Argon2id(&phc));
-        assert_eq!(StoredSecretHash::classify("md5$x"), StoredSecretHash::Unknown);
+        assert_eq!(
+            StoredSecretHash::classify(&phc),
+            StoredSecretHash::Argon2id(&phc)
+        );
+        assert_eq!(
+            StoredSecretHash::classify("md5$x"),
+            StoredSecretHash::Unknown
+        );
         assert!(verify_argon2id("a person's choice", &phc));
         assert!(!verify_argon2id("another", &phc));
         assert!(!verify_argon2id("a person's choice", "$argon2id$broken"));

@@ -145,6 +145,7 @@ impl Application {
             publishers,
             secrets,
             argon2: Argon2Pool::default(),
+            verified_admin_token: std::sync::OnceLock::new(),
             directory: Directory::default(),
             replay: match &redis {
                 Some(link) => ReplayCache::Redis(RedisReplayCache::new(link.clone())),

@@ -43,6 +43,9 @@ pub struct AppState {
     pub secrets: SecretHasher,
     /// Bounded argon2id checks (legacy client-secret hashes, a hashed admin token).
     pub argon2: Argon2Pool,
+    /// SHA-256 of the admin token once it matched `admin.token_hash`, so later requests
+    /// skip argon2id.
+    pub verified_admin_token: std::sync::OnceLock<[u8; 32]>,
     /// Cached clients and skills.
     pub directory: Directory,
     /// Single-use `jti`s (client assertions, DPoP proofs).

@@ -56,7 +56,10 @@ async fn migrate(state: &AppState, client_id: &str, legacy: &str, rehashed: Stri
             // The directory caches the old hash; reload it so the next check is keyed.
             state.directory.forget_client(client_id);
             if replaced {
-                tracing::info!(client_id, "replaced an argon2id client-secret hash with a keyed hash");
+                tracing::info!(
+                    client_id,
+                    "replaced an argon2id client-secret hash with a keyed hash"
+                );
             }
         }
         Err(e) => tracing::warn!(
