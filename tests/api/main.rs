@@ -25,5 +25,6 @@ mod management;
 mod ops;
 mod registration;
 mod replicas;
+mod secrets;
 mod software_statements;
 mod tokens;
