@@ -1,8 +1,10 @@
 -- wrk script: open dynamic client registration (RFC 7591) at POST /register.
 --
--- The client authenticates with private_key_jwt and carries an inline P-256 public key,
--- so the server does no password hashing: the request measures JSON validation, the
--- client-id/registration-token generation and the durable (group-committed) insert.
+-- By default the client authenticates with private_key_jwt and carries an inline P-256
+-- public key: the request measures JSON validation, the client-id/registration-token
+-- generation and the durable (group-committed) insert. With the script argument
+-- `client_secret_basic` (wrk ... -s register.lua URL -- client_secret_basic) it asks for a
+-- client secret instead, which the server generates and stores as a keyed hash.
 --
 -- wrk itself only counts statuses >= 400 as "Non-2xx or 3xx responses". The response()
 -- hook below counts every status other than 201 and prints "Non-201 responses: N" at
@@ -24,6 +26,12 @@ wrk.body = '{"client_name":"bench agent",'
   .. '"kid":"k1"}]},'
   .. '"dpop_bound_access_tokens":true}'
 
+-- The same request for a client that authenticates with a secret the server issues.
+local secret_body = '{"client_name":"bench agent",'
+  .. '"grant_types":["client_credentials"],'
+  .. '"response_types":[],'
+  .. '"token_endpoint_auth_method":"client_secret_basic"}'
+
 local threads = {}
 
 function setup(thread)
@@ -31,6 +39,12 @@ function setup(thread)
 end
 
 function init(args)
+  -- wrk formats the request after init, so the body chosen here is the one sent.
+  if args[1] == "client_secret_basic" then
+    wrk.body = secret_body
+  elseif args[1] ~= nil then
+    error("register.lua: unknown argument " .. args[1] .. " (expected client_secret_basic)")
+  end
   non201 = 0
   statuses = {}
   first_error = nil

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Patron benchmark scenarios: open registration, metadata, JWKS — on SQLite and PostgreSQL.
+# Patron benchmark scenarios: open registration (private_key_jwt, and client_secret_basic as
+# register_secret), metadata, JWKS — on SQLite and PostgreSQL.
 #
 # Usage: bench/run.sh [sqlite|postgres|all] [duration_secs]   (defaults: all, 10)
 #
@@ -99,13 +100,15 @@ PY
 
 SUMMARY=()   # rows: scenario backend conns rps p50 p99 non2xx non201 sockerr rows idle_rss
 
+# run_wrk BACKEND SCENARIO CONNS PATH [SCRIPT [SCRIPT_ARG...]]
 run_wrk() {
   local backend="$1" scenario="$2" conns="$3" path="$4" script="${5:-}"
+  local script_args=("${@:6}")
   local out="$OUT/wrk-$backend-$scenario-c$conns.txt"
   local args=(-t1 "-c$conns" "-d${DUR}s" --latency)
   [[ -n "$script" ]] && args+=(-s "$script")
-  echo "--- $backend / $scenario / -c$conns: wrk ${args[*]} http://$ADDR$path"
-  "${PIN_WRK[@]}" wrk "${args[@]}" "http://$ADDR$path" | tee "$out"
+  echo "--- $backend / $scenario / -c$conns: wrk ${args[*]} http://$ADDR$path ${script_args[*]:+-- ${script_args[*]}}"
+  "${PIN_WRK[@]}" wrk "${args[@]}" "http://$ADDR$path" ${script_args[@]:+-- "${script_args[@]}"} | tee "$out"
   LAST_OUT="$out"
 }
 
@@ -132,6 +135,7 @@ $(wrk_field "$file" sockerr) $rows $idle")
 
 # ---------------------------------------------------------------- scenarios
 RSS_AFTER=()
+RATIOS=()
 
 for backend in "${BACKENDS[@]}"; do
   echo
@@ -152,14 +156,23 @@ for backend in "${BACKENDS[@]}"; do
   echo "server pid $SERVER_PID on $ADDR; idle RSS $idle"
 
   for conns in $CONNS; do
-    before="$(count_clients "$backend")"
-    run_wrk "$backend" register "$conns" /register "$BENCH_DIR/register.lua"
-    sleep 1   # requests in flight when wrk stopped may still be committing
-    after="$(count_clients "$backend")"
-    rows=$((after - before))
-    reqs="$(wrk_field "$LAST_OUT" requests)"
-    echo "rows committed to clients: $rows (wrk completed $reqs requests, non-201: $(wrk_field "$LAST_OUT" non201))"
-    record "$backend" register "$conns" "$LAST_OUT" "$rows/$reqs" "$idle"
+    # register: private_key_jwt; register_secret: client_secret_basic (a generated secret).
+    for scenario in register register_secret; do
+      method=()
+      [[ $scenario == register_secret ]] && method=(client_secret_basic)
+      before="$(count_clients "$backend")"
+      run_wrk "$backend" "$scenario" "$conns" /register "$BENCH_DIR/register.lua" "${method[@]}"
+      sleep 1   # requests in flight when wrk stopped may still be committing
+      after="$(count_clients "$backend")"
+      rows=$((after - before))
+      reqs="$(wrk_field "$LAST_OUT" requests)"
+      echo "rows committed to clients: $rows (wrk completed $reqs requests, non-201: $(wrk_field "$LAST_OUT" non201))"
+      record "$backend" "$scenario" "$conns" "$LAST_OUT" "$rows/$reqs" "$idle"
+    done
+    ratio="$(awk -v s="$(wrk_field "$OUT/wrk-$backend-register_secret-c$conns.txt" rps)" \
+      -v k="$(wrk_field "$OUT/wrk-$backend-register-c$conns.txt" rps)" \
+      'BEGIN {if (k + 0 > 0) printf "%.0f%%", 100 * s / k; else print "?"}')"
+    RATIOS+=("$backend -c$conns: register_secret / register = $ratio")
 
     run_wrk "$backend" metadata "$conns" /.well-known/oauth-authorization-server
     record "$backend" metadata "$conns" "$LAST_OUT" "-" "$idle"
@@ -180,15 +193,16 @@ done
 {
   echo
   echo "=== summary (${DUR}s per run; server: 1 worker on CPU 0; wrk -t1 on CPU 1)"
-  printf '%-9s %-9s %5s %11s %9s %9s %8s %8s %7s %15s %9s\n' \
+  printf '%-15s %-9s %5s %11s %9s %9s %8s %8s %7s %15s %9s\n' \
     scenario backend conns req/s p50 p99 non-2xx non-201 sockerr rows/requests idle-RSS
   for row in "${SUMMARY[@]}"; do
     # shellcheck disable=SC2086
-    printf '%-9s %-9s %5s %11s %9s %9s %8s %8s %7s %15s %9s\n' $row
+    printf '%-15s %-9s %5s %11s %9s %9s %8s %8s %7s %15s %9s\n' $row
   done
   echo
   echo "non-2xx: wrk's 'Non-2xx or 3xx responses' (status >= 400); non-201: counted by register.lua."
   echo "rows/requests: rows added to 'clients' during the run vs responses wrk completed"
   echo "  (rows may exceed 201s by up to the connection count: requests in flight at the end)."
+  for line in "${RATIOS[@]}"; do echo "ratio: $line"; done
   for line in "${RSS_AFTER[@]}"; do echo "memory: $line"; done
 } | tee "$OUT/summary.txt"

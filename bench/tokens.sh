@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Patron token-endpoint benchmarks on SQLite: private_key_jwt + DPoP grant, DPoP token
-# exchange, client_secret_basic grant, introspection; plus `openssl speed ecdsap256` for the
+# exchange, client_secret_basic grant (right and wrong secret), introspection; plus `openssl speed ecdsap256` for the
 # crypto-bound ceiling.
 #
 # Usage: bench/tokens.sh [duration_secs]   (default 10; at most 45 — fixtures expire 60 s
@@ -269,6 +269,8 @@ exchange_body() {
   echo "grant_type=$(uri urn:ietf:params:oauth:grant-type:token-exchange)&subject_token=$(uri "$1")&subject_token_type=$(uri urn:ietf:params:oauth:token-type:access_token)&resource=$RESOURCE_ENC&client_assertion_type=$ASSERTION_TYPE_ENC&client_assertion={A}"
 }
 SECRET_BODY="grant_type=client_credentials&resource=$RESOURCE_ENC"
+# The same client with a wrong secret of the right shape: every request is refused (401).
+WRONG_AUTH="Basic $(printf '%s:%s' "$(uri "$SECRET_ID")" "patron_cs_$(head -c 32 /dev/urandom | base64 -w0 | tr '+/' '-_' | tr -d '=')" | base64 -w0)"
 
 # Sanity check: each scenario's request answers 200 once before it is measured.
 check() {
@@ -307,6 +309,7 @@ for conns in $CONNS; do
   run_scenario exchange "$conns" /token "$(exchange_body "$subject")" "" "$WORK_DIR/exchange.tsv"
 
   run_scenario secret "$conns" /token "$SECRET_BODY" "$SECRET_AUTH" ""
+  run_scenario secret_bad "$conns" /token "$SECRET_BODY" "$WRONG_AUTH" ""
 
   itoken="$(secret_skill_token)"   # fresh: the skill token lives 300 s
   run_scenario introspect "$conns" /introspect "token=$(uri "$itoken")" "$SECRET_AUTH" ""
@@ -351,6 +354,7 @@ EXCHANGE_BOUND="$(bound 3)"
   echo "grant:      client_credentials, private_key_jwt + DPoP proof + resource (one fixture line per request)"
   echo "exchange:   RFC 8693 token exchange of a DPoP-bound agent token, private_key_jwt + DPoP + resource"
   echo "secret:     client_credentials, client_secret_basic + resource (no DPoP)"
+  echo "secret_bad: the same with a wrong secret: every answer is 401 (all non-200, as intended)"
   echo "introspect: POST /introspect of a skill token, client_secret_basic"
   echo "NAME@RATE:  the same, paced by token.lua to about RATE requests/s offered (not saturated)"
   echo "non-200: counted by token.lua. fixtures: lines used / generated / ok or EXHAUSTED."

@@ -8,8 +8,51 @@ use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
 use crate::agent::{self, AgentFile, Key};
-use crate::clock;
-use crate::endpoints;
+use crate::config::ADMIN_TOKEN_MIN_LEN;
+use crate::secret::Secret;
+use crate::{clock, crypto, endpoints};
+
+/// `patron admin hash-token`: reads an admin token (the first line of standard input, or
+/// typed at a prompt without echo on a terminal) and returns its argon2id PHC string, for
+/// `admin.token_hash`.
+pub fn hash_admin_token() -> anyhow::Result<String> {
+    let token = read_admin_token()?;
+    if token.expose().len() < ADMIN_TOKEN_MIN_LEN {
+        bail!("the admin token must be at least 32 characters (e.g. `openssl rand -base64 32`)");
+    }
+    crypto::hash_argon2id(token.expose())
+}
+
+fn read_admin_token() -> anyhow::Result<Secret> {
+    use std::io::{BufRead as _, IsTerminal as _};
+    let stdin = std::io::stdin();
+    let mut line = String::new();
+    if stdin.is_terminal() {
+        eprint!("Admin token (not echoed): ");
+        let hidden = set_terminal_echo(false);
+        let read = stdin.lock().read_line(&mut line);
+        if hidden {
+            set_terminal_echo(true);
+            eprintln!();
+        }
+        read.context("cannot read the admin token")?;
+    } else {
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the admin token from standard input")?;
+    }
+    Ok(Secret::from(line.trim_end_matches(['\r', '\n'])))
+}
+
+/// Turns the terminal's echo on or off with `stty`; whether that worked.
+fn set_terminal_echo(on: bool) -> bool {
+    std::process::Command::new("stty")
+        .arg(if on { "echo" } else { "-echo" })
+        .stdin(std::process::Stdio::inherit())
+        .status()
+        .is_ok_and(|s| s.success())
+}
 
 /// A client for one Patron server.
 pub struct Client {

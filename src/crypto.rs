@@ -1,32 +1,33 @@
 //! Small cryptographic helpers: random identifiers and secrets, SHA-256, constant-time
-//! comparison, and argon2id hashing of client secrets with a fast verification path.
+//! comparison, keyed hashing of generated client secrets, and argon2id for secrets a
+//! person chooses (and for client secrets stored before keyed hashing).
 //!
-//! # Client secrets without argon2 on every request
+//! # Why generated secrets get a keyed hash, not a password hash
 //!
-//! Client secrets are 256-bit random strings, stored as argon2id hashes so that a stolen
-//! database does not hand out working credentials. Running argon2id (tens of
-//! milliseconds by design) on every token request would cap the token endpoint at a few
-//! dozen requests per second per core, so verification goes through a
-//! [`SecretVerifier`]: after one successful argon2id check, it remembers the secret's
-//! SHA-256 digest for that client in memory and checks later requests with one SHA-256
-//! and a constant-time comparison. SHA-256 is a sound verifier for a 256-bit random
-//! secret (brute force is infeasible); argon2id protects the copy at rest. The digest is
-//! primed at registration (the server holds the plaintext then) and dropped whenever the
-//! client's secret changes or the client is deleted. Each remembered digest is bound to the
-//! stored argon2id hash it was checked against, so a secret replaced through another
-//! replica stops working here as soon as this replica sees the new hash. A wrong secret
-//! never enters the cache, so failed attempts always pay the argon2id price.
+//! A client secret is 256 random bits chosen by Patron. A password KDF such as argon2id
+//! makes guessing a low-entropy secret expensive; against 2^256 candidates guessing is
+//! hopeless anyway, so argon2id would only cost every registration and every check tens of
+//! milliseconds, and hand an unauthenticated caller a cheap way to burn CPU with wrong
+//! secrets. Patron stores HMAC-SHA-256 of the secret under a server key derived from the
+//! key-encryption key ([`SecretHasher`]): a stolen database without that key yields neither
+//! a working secret nor a way to test guesses offline, and a check costs microseconds.
+//!
+//! The stored form names its scheme: `hmac-sha256$<base64url MAC>` for keyed hashes, the
+//! argon2 PHC string `$argon2id$…` for hashes stored before (see [`StoredSecretHash`]), so
+//! both coexist while older rows are rehashed on their first successful check.
 
-use std::collections::HashMap;
-use std::sync::RwLock;
+use std::fmt;
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+use crate::secret::Secret;
 
 /// `n` random bytes from the operating system's CSPRNG (through `rand`'s thread RNG).
 pub fn random_bytes<const N: usize>() -> [u8; N] {
@@ -73,16 +74,101 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
-/// Hashes a client secret with argon2id (default parameters: 19 MiB, 2 passes).
-pub fn hash_secret(secret: &str) -> anyhow::Result<String> {
+/// The stored-form prefix of a keyed client-secret hash.
+pub const KEYED_HASH_PREFIX: &str = "hmac-sha256$";
+
+/// What a stored client-secret hash is, judged by its self-describing prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredSecretHash<'a> {
+    /// `hmac-sha256$…`: checked with [`SecretHasher::verify`].
+    Keyed(&'a str),
+    /// An argon2id PHC string (`$argon2id$…`), stored before keyed hashing: checked with
+    /// [`verify_argon2id`] on the blocking pool, then replaced by a keyed hash.
+    Argon2id(&'a str),
+    /// Neither: matches no secret.
+    Unknown,
+}
+
+impl<'a> StoredSecretHash<'a> {
+    /// Classifies a stored hash by its prefix.
+    pub fn classify(stored: &'a str) -> Self {
+        if stored.starts_with(KEYED_HASH_PREFIX) {
+            Self::Keyed(stored)
+        } else if stored.starts_with("$argon2id$") {
+            Self::Argon2id(stored)
+        } else {
+            Self::Unknown
+        }
+    }
+}
+
+/// Keyed hashing (HMAC-SHA-256) of generated client secrets under a server key. See the
+/// module documentation for why this, and not argon2id, protects them at rest.
+pub struct SecretHasher {
+    /// HMAC state after absorbing the key, cloned for each secret.
+    keyed: Hmac<Sha256>,
+}
+
+impl fmt::Debug for SecretHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretHasher([redacted])")
+    }
+}
+
+impl SecretHasher {
+    /// A hasher under `key`: 256 bits derived from the key-encryption key and kept only in
+    /// memory, never beside the hashes.
+    pub fn new(key: [u8; 32]) -> Self {
+        Self {
+            keyed: <Hmac<Sha256> as Mac>::new_from_slice(&key)
+                .expect("HMAC takes a key of any length"),
+        }
+    }
+
+    fn mac(&self, secret: &str) -> [u8; 32] {
+        let mut mac = self.keyed.clone();
+        mac.update(secret.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    /// The stored form of `secret`: `hmac-sha256$` and the base64url MAC.
+    pub fn hash(&self, secret: &str) -> String {
+        let mut out = String::with_capacity(KEYED_HASH_PREFIX.len() + 43);
+        out.push_str(KEYED_HASH_PREFIX);
+        URL_SAFE_NO_PAD.encode_string(self.mac(secret), &mut out);
+        out
+    }
+
+    /// Whether `secret` matches a keyed stored hash, compared in constant time. A hash of
+    /// another scheme, or a malformed one, is a mismatch.
+    pub fn verify(&self, secret: &str, stored: &str) -> bool {
+        let Some(encoded) = stored.strip_prefix(KEYED_HASH_PREFIX) else {
+            return false;
+        };
+        let Ok(expected) = URL_SAFE_NO_PAD.decode(encoded) else {
+            return false;
+        };
+        constant_time_eq(&self.mac(secret), &expected)
+    }
+}
+
+/// Hashes a secret with argon2id (default parameters: 19 MiB, 2 passes) into a PHC string:
+/// for secrets a person chooses, such as the admin token.
+pub fn hash_argon2id(secret: &str) -> anyhow::Result<String> {
     let hash = argon2::Argon2::default()
         .hash_password(secret.as_bytes())
         .map_err(|e| anyhow::anyhow!("argon2 hashing failed: {e}"))?;
     Ok(hash.to_string())
 }
 
-/// Checks a secret against an argon2id PHC string. A malformed stored hash is a mismatch.
-pub fn verify_secret_slow(secret: &str, phc: &str) -> bool {
+/// Whether `phc` is a well-formed argon2id PHC string.
+pub fn is_argon2id_phc(phc: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|h| h.algorithm.as_str() == "argon2id")
+}
+
+/// Checks a secret against an argon2id PHC string (tens of milliseconds: call it on the
+/// blocking pool, through [`Argon2Pool`]). A malformed stored hash is a mismatch.
+pub fn verify_argon2id(secret: &str, phc: &str) -> bool {
     let Ok(parsed) = PasswordHash::new(phc) else {
         return false;
     };
@@ -91,84 +177,33 @@ pub fn verify_secret_slow(secret: &str, phc: &str) -> bool {
         .is_ok()
 }
 
-/// Verifies client secrets, paying for argon2id once per client and process.
-/// See the module documentation for why this is safe.
-#[derive(Default)]
-pub struct SecretVerifier {
-    verified: RwLock<HashMap<String, Known>>,
+/// Runs argon2id checks on the blocking pool, a few at a time: each takes 19 MiB and tens
+/// of milliseconds, so callers presenting wrong secrets must not be able to occupy every
+/// blocking thread or much memory.
+pub struct Argon2Pool {
+    permits: tokio::sync::Semaphore,
 }
 
-/// A secret known to be right: its SHA-256 digest, and the stored hash it matched.
-struct Known {
-    secret: [u8; 32],
-    phc: Box<str>,
-}
-
-impl Known {
-    fn matches(&self, digest: &[u8; 32], phc: &str) -> bool {
-        // The stored hash is not secret; the digest comparison is constant-time.
-        &*self.phc == phc && constant_time_eq(&self.secret, digest)
-    }
-}
-
-impl SecretVerifier {
-    /// Remembers a secret that is known to be right (at registration), with its stored
-    /// argon2id hash.
-    pub fn prime(&self, client_id: &str, secret: &str, phc: &str) {
-        if let Ok(mut map) = self.verified.write() {
-            map.insert(
-                client_id.to_owned(),
-                Known {
-                    secret: sha256(secret.as_bytes()),
-                    phc: phc.into(),
-                },
-            );
+impl Default for Argon2Pool {
+    /// As many concurrent checks as there are cores.
+    fn default() -> Self {
+        let n = std::thread::available_parallelism().map_or(2, usize::from);
+        Self {
+            permits: tokio::sync::Semaphore::new(n),
         }
     }
+}
 
-    /// Forgets a client's secret (secret changed, client deleted).
-    pub fn forget(&self, client_id: &str) {
-        if let Ok(mut map) = self.verified.write() {
-            map.remove(client_id);
-        }
-    }
-
-    /// The fast path alone: whether `secret` matches a digest remembered for the client
-    /// and its current stored hash `phc`. `false` means "not known", not "wrong": fall back
-    /// to [`verify`](Self::verify).
-    pub fn verify_fast(&self, client_id: &str, secret: &str, phc: &str) -> bool {
-        let digest = sha256(secret.as_bytes());
-        self.verified
-            .read()
-            .ok()
-            .and_then(|map| map.get(client_id).map(|known| known.matches(&digest, phc)))
+impl Argon2Pool {
+    /// Whether `secret` matches the argon2id PHC string `phc`. The secret moves to the
+    /// blocking thread uncopied; a failed task counts as a mismatch.
+    pub async fn verify(&self, secret: Secret, phc: String) -> bool {
+        let Ok(_permit) = self.permits.acquire().await else {
+            return false;
+        };
+        tokio::task::spawn_blocking(move || verify_argon2id(secret.expose(), &phc))
+            .await
             .unwrap_or(false)
-    }
-
-    /// Whether `secret` is the client's secret, given its stored argon2id hash.
-    /// Returns `(matches, used_fast_path)`.
-    pub fn verify(&self, client_id: &str, secret: &str, phc: &str) -> (bool, bool) {
-        let digest = sha256(secret.as_bytes());
-        if let Ok(map) = self.verified.read() {
-            if let Some(known) = map.get(client_id) {
-                if known.matches(&digest, phc) {
-                    return (true, true);
-                }
-            }
-        }
-        let ok = verify_secret_slow(secret, phc);
-        if ok {
-            if let Ok(mut map) = self.verified.write() {
-                map.insert(
-                    client_id.to_owned(),
-                    Known {
-                        secret: digest,
-                        phc: phc.into(),
-                    },
-                );
-            }
-        }
-        (ok, false)
     }
 }
 
@@ -200,42 +235,44 @@ mod tests {
     }
 
     #[test]
-    fn secret_verifier_uses_argon2_once_then_the_fast_path() {
+    fn keyed_hashes_verify_the_secret_and_nothing_else() {
+        let hasher = SecretHasher::new([1; 32]);
         let secret = random_token("patron_cs_");
-        let phc = hash_secret(&secret).unwrap();
+        let stored = hasher.hash(&secret);
+        assert!(stored.starts_with("hmac-sha256$"), "{stored}");
+        assert!(!stored.contains(&secret));
+        assert_eq!(
+            StoredSecretHash::classify(&stored),
+            StoredSecretHash::Keyed(&stored)
+        );
+        assert!(hasher.verify(&secret, &stored));
+        assert!(!hasher.verify("patron_cs_wrong", &stored));
+        assert!(!hasher.verify(&secret, "hmac-sha256$!!!"));
+        assert!(!hasher.verify(&secret, &stored[1..]));
+        // Another server key: the stored hash is worthless.
+        assert!(!SecretHasher::new([2; 32]).verify(&secret, &stored));
+        assert_eq!(format!("{hasher:?}"), "SecretHasher([redacted])");
+    }
+
+    #[test]
+    fn argon2id_hashes_are_recognised_and_verified() {
+        let phc = hash_argon2id("a person's choice").unwrap();
         assert!(phc.starts_with("$argon2id$"));
-        let v = SecretVerifier::default();
-        assert_eq!(v.verify("c1", &secret, &phc), (true, false));
-        assert_eq!(v.verify("c1", &secret, &phc), (true, true));
-        // A wrong secret never takes the fast path and never enters the cache.
-        assert_eq!(v.verify("c1", "wrong", &phc), (false, false));
-        assert_eq!(v.verify("c1", &secret, &phc), (true, true));
-        v.forget("c1");
-        assert_eq!(v.verify("c1", &secret, &phc), (true, false));
-    }
-
-    #[test]
-    fn primed_secrets_skip_argon2() {
-        let v = SecretVerifier::default();
-        v.prime("c2", "s3cret", "not-a-phc");
-        assert_eq!(v.verify("c2", "s3cret", "not-a-phc"), (true, true));
-        assert!(v.verify_fast("c2", "s3cret", "not-a-phc"));
-        assert_eq!(v.verify("c2", "other", "not-a-phc"), (false, false));
-    }
-
-    #[test]
-    fn a_remembered_secret_stops_working_once_the_stored_hash_changes() {
-        // Another replica replaced the secret: this replica's cache still holds the old
-        // one, but the directory now hands over the new hash.
-        let old = random_token("patron_cs_");
-        let new = random_token("patron_cs_");
-        let (old_phc, new_phc) = (hash_secret(&old).unwrap(), hash_secret(&new).unwrap());
-        let v = SecretVerifier::default();
-        assert_eq!(v.verify("c3", &old, &old_phc), (true, false));
-        assert!(v.verify_fast("c3", &old, &old_phc));
-        assert!(!v.verify_fast("c3", &old, &new_phc));
-        assert_eq!(v.verify("c3", &old, &new_phc), (false, false));
-        assert_eq!(v.verify("c3", &new, &new_phc), (true, false));
-        assert_eq!(v.verify("c3", &new, &new_phc), (true, true));
+        assert!(is_argon2id_phc(&phc));
+        assert!(!is_argon2id_phc(
+            "$argon2i$v=19$m=16,t=2,p=1$c2FsdHNhbHQ$aGFzaA"
+        ));
+        assert!(!is_argon2id_phc("plain"));
+        assert_eq!(
+            StoredSecretHash::classify(&phc),
+            StoredSecretHash::Argon2id(&phc)
+        );
+        assert_eq!(
+            StoredSecretHash::classify("md5$x"),
+            StoredSecretHash::Unknown
+        );
+        assert!(verify_argon2id("a person's choice", &phc));
+        assert!(!verify_argon2id("another", &phc));
+        assert!(!verify_argon2id("a person's choice", "$argon2id$broken"));
     }
 }

@@ -46,7 +46,8 @@ enum Command {
     /// Manage enrollment tokens (RFC 7591 initial access tokens minted for an owner).
     #[command(subcommand)]
     Enrollment(EnrollmentCommand),
-    /// Administer a running server through its admin API (needs PATRON_ADMIN_TOKEN).
+    /// Administer a running server through its admin API (needs PATRON_ADMIN_TOKEN), or hash
+    /// an admin token for the configuration.
     Admin(AdminArgs),
     /// The reference agent: register, get tokens, exchange them.
     Agent(AgentArgs),
@@ -77,6 +78,9 @@ enum AdminCommand {
     /// Owners.
     #[command(subcommand)]
     Owner(OwnerCommand),
+    /// Print the argon2id hash of an admin token for `admin.token_hash`
+    /// (PATRON_ADMIN_TOKEN_HASH): reads the token from standard input, or prompts for it.
+    HashToken,
 }
 
 #[derive(Subcommand)]
@@ -301,10 +305,16 @@ fn print_json(v: &serde_json::Value) {
 }
 
 async fn admin(args: AdminArgs) -> anyhow::Result<()> {
-    let token = std::env::var("PATRON_ADMIN_TOKEN")
-        .context("set PATRON_ADMIN_TOKEN to the server's admin token")?;
+    let token = || {
+        std::env::var("PATRON_ADMIN_TOKEN")
+            .context("set PATRON_ADMIN_TOKEN to the server's admin token")
+    };
     let client = cli::Client::new(&args.server)?;
     let out = match args.command {
+        AdminCommand::HashToken => {
+            println!("{}", cli::hash_admin_token()?);
+            return Ok(());
+        }
         AdminCommand::Skill(SkillCommand::Add {
             audience,
             name,
@@ -319,7 +329,9 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
                 "require_dpop": require_dpop, "client_id": client_id,
                 "grantable_by": grantable_by,
             });
-            client.admin(&token, "POST", "/skills", Some(body)).await?
+            client
+                .admin(&token()?, "POST", "/skills", Some(body))
+                .await?
         }
         AdminCommand::Skill(SkillCommand::Policy {
             audience,
@@ -327,11 +339,11 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
         }) => {
             let body = serde_json::json!({"audience": audience, "grantable_by": grantable_by});
             client
-                .admin(&token, "POST", "/skills/policy", Some(body))
+                .admin(&token()?, "POST", "/skills/policy", Some(body))
                 .await?
         }
         AdminCommand::Skill(SkillCommand::List) => {
-            client.admin(&token, "GET", "/skills", None).await?
+            client.admin(&token()?, "GET", "/skills", None).await?
         }
         AdminCommand::Agent(AdminAgentCommand::Approve {
             client_id,
@@ -341,7 +353,7 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
             let body = serde_json::json!({"owner": owner, "grants": cli::parse_grants(&grants)?});
             client
                 .admin(
-                    &token,
+                    &token()?,
                     "POST",
                     &format!("/agents/{client_id}/approve"),
                     Some(body),
@@ -351,7 +363,7 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Agent(AdminAgentCommand::Suspend { client_id }) => {
             client
                 .admin(
-                    &token,
+                    &token()?,
                     "POST",
                     &format!("/agents/{client_id}/suspend"),
                     None,
@@ -360,13 +372,18 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
         }
         AdminCommand::Agent(AdminAgentCommand::Resume { client_id }) => {
             client
-                .admin(&token, "POST", &format!("/agents/{client_id}/resume"), None)
+                .admin(
+                    &token()?,
+                    "POST",
+                    &format!("/agents/{client_id}/resume"),
+                    None,
+                )
                 .await?
         }
         AdminCommand::Owner(OwnerCommand::RevokeAll { owner_id }) => {
             client
                 .admin(
-                    &token,
+                    &token()?,
                     "POST",
                     &format!("/owners/{owner_id}/revoke-all"),
                     None,

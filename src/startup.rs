@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use crate::audit::AuditLog;
 use crate::clock;
 use crate::config::{Config, KeyEncryptionKeySource, RedisConfig, issuer_string};
-use crate::crypto::SecretVerifier;
+use crate::crypto::{Argon2Pool, SecretHasher};
 use crate::jose::jwks::PublicKeySet;
 use crate::jose::keys::KeyEncryptionKey;
 use crate::jose::software_statement::TrustedPublishers;
@@ -81,6 +81,7 @@ impl Application {
             .context("cannot open the database (database.url)")?;
         let kek = load_kek(&config)?;
         let dpop_nonces = DpopNonces::new(kek.derive(b"dpop-nonce"));
+        let secrets = SecretHasher::new(kek.derive(b"client-secret-hmac"));
         let keys = {
             let mut conn = store.connection()?;
             KeyService::open(
@@ -142,7 +143,9 @@ impl Application {
             ),
             fetcher: Fetcher::new(&config.outbound).context("outbound HTTP client (outbound.*)")?,
             publishers,
-            secrets: Arc::new(SecretVerifier::default()),
+            secrets,
+            argon2: Argon2Pool::default(),
+            verified_admin_token: std::sync::OnceLock::new(),
             directory: Directory::default(),
             replay: match &redis {
                 Some(link) => ReplayCache::Redis(RedisReplayCache::new(link.clone())),

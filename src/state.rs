@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::audit::AuditLog;
 use crate::config::Config;
-use crate::crypto::SecretVerifier;
+use crate::crypto::{Argon2Pool, SecretHasher};
 use crate::jose::software_statement::TrustedPublishers;
 use crate::metrics::Metrics;
 use crate::outbound::Fetcher;
@@ -39,8 +39,13 @@ pub struct AppState {
     pub fetcher: Fetcher,
     /// Trusted software-statement publishers.
     pub publishers: TrustedPublishers,
-    /// Client-secret verification with the fast path.
-    pub secrets: Arc<SecretVerifier>,
+    /// Keyed hashing of client secrets, under a key derived from the key-encryption key.
+    pub secrets: SecretHasher,
+    /// Bounded argon2id checks (legacy client-secret hashes, a hashed admin token).
+    pub argon2: Argon2Pool,
+    /// SHA-256 of the admin token once it matched `admin.token_hash`, so later requests
+    /// skip argon2id.
+    pub verified_admin_token: std::sync::OnceLock<[u8; 32]>,
     /// Cached clients and skills.
     pub directory: Directory,
     /// Single-use `jti`s (client assertions, DPoP proofs).

@@ -35,7 +35,7 @@ pub use database::{Backend, DatabaseUrl};
 pub use keys::{KeyEncryptionKeySource, KeysConfig};
 pub use mail::{MailConfig, MailTransport, SmtpTls};
 pub use registration::{OutboundConfig, Publisher, RegistrationConfig, SoftwareStatementConfig};
-pub use server::{AuditConfig, RedisConfig, issuer_string};
+pub use server::{ADMIN_TOKEN_MIN_LEN, AdminToken, AuditConfig, RedisConfig, issuer_string};
 pub use tokens::{TokensConfig, ValidationConfig};
 
 use raw::RawConfig;
@@ -124,8 +124,9 @@ pub struct Config {
     pub mail: MailConfig,
     /// Token issuance.
     pub tokens: TokensConfig,
-    /// Bearer token of the admin API; the API is disabled without one.
-    pub admin_token: Option<SecretString>,
+    /// Bearer token of the admin API (or its argon2id hash); the API is disabled without
+    /// one.
+    pub admin_token: Option<AdminToken>,
     /// A separate address for the admin API; when set, `/admin/` answers only there.
     pub admin_listen: Option<SocketAddr>,
     /// State shared by replicas.
@@ -140,6 +141,7 @@ fn env_key(key: &str) -> String {
         "key_encryption_key" => "keys.encryption_key".into(),
         "key_encryption_key_file" => "keys.encryption_key_file".into(),
         "admin_token" => "admin.token".into(),
+        "admin_token_hash" => "admin.token_hash".into(),
         other => other.replace("__", "."),
     }
 }
@@ -316,6 +318,31 @@ mod tests {
         assert_eq!(e.setting, "keys.algorithm");
         let e = load(&[("PATRON_KEY_ENCRYPTION_KEY", "c2hvcnQ=")]).unwrap_err();
         assert_eq!(e.setting, "keys.encryption_key");
+    }
+
+    #[test]
+    fn the_admin_token_is_given_in_clear_or_as_an_argon2id_hash_not_both() {
+        let token = "t".repeat(ADMIN_TOKEN_MIN_LEN);
+        let phc = crate::crypto::hash_argon2id(&token).unwrap();
+        let c = load(&[("PATRON_ADMIN_TOKEN_HASH", &phc)]).unwrap();
+        assert!(matches!(&c.admin_token, Some(AdminToken::Argon2id(h)) if *h == phc));
+        let c = load(&[("PATRON_ADMIN__TOKEN", &token)]).unwrap();
+        assert!(matches!(c.admin_token, Some(AdminToken::Plain(_))));
+        let e = load(&[
+            ("PATRON_ADMIN_TOKEN", &token),
+            ("PATRON_ADMIN_TOKEN_HASH", &phc),
+        ])
+        .unwrap_err();
+        assert_eq!(e.setting, "admin.token_hash");
+        assert!(e.to_string().contains("not both"), "{e}");
+        for bad in [
+            token.as_str(),
+            "$argon2i$v=19$m=16,t=2,p=1$c2FsdHNhbHQ$aGFzaA",
+        ] {
+            let e = load(&[("PATRON_ADMIN_TOKEN_HASH", bad)]).unwrap_err();
+            assert_eq!(e.setting, "admin.token_hash");
+            assert!(e.to_string().contains("patron admin hash-token"), "{e}");
+        }
     }
 
     #[test]

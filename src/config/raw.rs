@@ -54,6 +54,7 @@ pub(super) struct RawTokens {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAdmin {
     pub(super) token: Option<String>,
+    pub(super) token_hash: Option<String>,
     pub(super) listen: Option<String>,
 }
 
@@ -239,6 +240,7 @@ impl Default for RawConfig {
             },
             admin: RawAdmin {
                 token: None,
+                token_hash: None,
                 listen: None,
             },
             redis: RawRedis {

@@ -98,23 +98,51 @@ fn is_loopback_host(url: &Url) -> bool {
     }
 }
 
+/// Shortest admin token accepted, in clear (`admin.token`) or to hash (`patron admin
+/// hash-token`).
+pub const ADMIN_TOKEN_MIN_LEN: usize = 32;
+
+/// The admin API's bearer token as configured.
+#[derive(Debug, Clone)]
+pub enum AdminToken {
+    /// `admin.token`: the token itself, compared in constant time.
+    Plain(SecretString),
+    /// `admin.token_hash`: an argon2id PHC string (`patron admin hash-token`), so the
+    /// configuration need not hold the token in clear text.
+    Argon2id(String),
+}
+
 /// The validated `[admin]` section.
 pub(super) struct AdminSettings {
-    pub(super) token: Option<SecretString>,
+    pub(super) token: Option<AdminToken>,
     pub(super) listen: Option<SocketAddr>,
 }
 
-/// Validates `[admin]`: a token of at least 32 characters, a listen address if given.
+/// Validates `[admin]`: at most one of a token of at least 32 characters and an argon2id
+/// hash of one, a listen address if given.
 pub(super) fn validate_admin(raw: &RawAdmin) -> Result<AdminSettings, ConfigError> {
-    let token = match &raw.token {
-        None => None,
-        Some(t) if t.len() < 32 => {
+    let token = match (&raw.token, &raw.token_hash) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                "admin.token_hash",
+                "set either admin.token or admin.token_hash, not both",
+            ));
+        }
+        (None, None) => None,
+        (Some(t), None) if t.len() < ADMIN_TOKEN_MIN_LEN => {
             return Err(ConfigError::new(
                 "admin.token",
                 "must be at least 32 characters (e.g. `openssl rand -base64 32`)",
             ));
         }
-        Some(t) => Some(SecretString(t.clone())),
+        (Some(t), None) => Some(AdminToken::Plain(SecretString(t.clone()))),
+        (None, Some(h)) if !crate::crypto::is_argon2id_phc(h.trim()) => {
+            return Err(ConfigError::new(
+                "admin.token_hash",
+                "must be an argon2id PHC string ($argon2id$…); make one with `patron admin hash-token`",
+            ));
+        }
+        (None, Some(h)) => Some(AdminToken::Argon2id(h.trim().to_owned())),
     };
     let listen = match &raw.listen {
         None => None,

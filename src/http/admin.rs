@@ -1,5 +1,5 @@
-//! The admin API under `/admin/`, protected by the bearer token `PATRON_ADMIN_TOKEN`
-//! (disabled, answering 404, when none is configured). The `patron admin` CLI calls it.
+//! The admin API under `/admin/`, protected by the bearer token `PATRON_ADMIN_TOKEN` (or
+//! its hash, `PATRON_ADMIN_TOKEN_HASH`; disabled, answering 404, when neither is configured). The `patron admin` CLI calls it.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use actix_web::FromRequest;
 use actix_web::dev::Payload;
-use futures_util::future::{Ready, ready};
+use futures_util::future::LocalBoxFuture;
 
 use crate::endpoints::admin::{
     APPROVE_AGENT, RESUME_AGENT, REVOKE_OWNER, SCOPE, SKILL_POLICY, SKILLS, SUSPEND_AGENT,
@@ -41,14 +41,15 @@ struct Operator {
 
 impl FromRequest for Operator {
     type Error = HttpError;
-    type Future = Ready<Result<Self, Self::Error>>;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(operator(req).map_err(HttpError::from))
+        let req = req.clone();
+        Box::pin(async move { operator(&req).await.map_err(HttpError::from) })
     }
 }
 
-fn operator(req: &HttpRequest) -> Result<Operator, OAuthError> {
+async fn operator(req: &HttpRequest) -> Result<Operator, OAuthError> {
     let Some(state) = req.app_data::<web::Data<AppState>>() else {
         return Err(OAuthError::server_error());
     };
@@ -59,7 +60,7 @@ fn operator(req: &HttpRequest) -> Result<Operator, OAuthError> {
         }
     }
     let caller = caller(req, state);
-    operator::check_admin_token(state, &caller, bearer(req))?;
+    operator::check_admin_token(state, &caller, bearer(req)).await?;
     Ok(Operator { caller })
 }
 

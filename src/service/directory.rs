@@ -34,7 +34,8 @@ pub struct ClientRecord {
     pub metadata: ClientMetadata,
     /// Keys registered by value (`jwks`), parsed once.
     pub keys: Option<Arc<PublicKeySet>>,
-    /// argon2id hash of the secret, for secret-based methods.
+    /// Stored hash of the secret, for secret-based methods (see
+    /// [`crate::crypto::StoredSecretHash`]).
     pub secret_hash: Option<String>,
     /// Granted skills: audience → scopes.
     pub grants: HashMap<String, Vec<String>>,

@@ -8,11 +8,12 @@
 //! - [`owners`]: owner ids, the kill switch, and owner notifications;
 //! - [`sessions`] and [`owner_login`]: console sessions and upstream logins;
 //! - [`enrollment`]: enrollment (initial access) tokens;
-//! - [`registration`]: RFC 7591 / RFC 7592;
+//! - [`registration`]: RFC 7591 / RFC 7592, and [`client_secrets`]: the secrets it issues;
 //! - [`token`]: the token, introspection and revocation endpoints;
 //! - the rest: caches, replicas and keys the above share.
 
 pub mod agents;
+pub mod client_secrets;
 pub mod directory;
 pub mod enrollment;
 pub mod health;

@@ -16,9 +16,10 @@ use crate::jose::software_statement::StatementError;
 use crate::mail::Notification;
 use crate::oauth::client_metadata::{self, ClientMetadata, MetadataErrorCode};
 use crate::oauth::error::{ErrorKind, OAuthError};
+use crate::secret::Secret;
 use crate::service::enrollment::{self, Enrollment};
 use crate::service::peers::{self, Notice};
-use crate::service::{Caller, owners, store_failure};
+use crate::service::{Caller, client_secrets, owners, store_failure};
 use crate::state::AppState;
 use crate::store::models::clients::{self, ClientRow, ClientStatus, NewClient};
 use crate::store::models::{enrollment_tokens, grants, owners as owner_rows};
@@ -26,8 +27,6 @@ use crate::store::{DbConnection, StoreError};
 
 /// Prefix of client identifiers.
 pub const CLIENT_ID_PREFIX: &str = "agt_";
-/// Prefix of client secrets (recognisable in secret scanners).
-pub const CLIENT_SECRET_PREFIX: &str = "patron_cs_";
 /// Prefix of registration access tokens.
 pub const REGISTRATION_TOKEN_PREFIX: &str = "patron_rat_";
 
@@ -196,19 +195,6 @@ struct IssuedSecrets {
     client_secret: Option<String>,
 }
 
-async fn hash_on_blocking_pool(secret: String) -> Result<String, OAuthError> {
-    tokio::task::spawn_blocking(move || crypto::hash_secret(&secret))
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "argon2 task failed");
-            OAuthError::server_error()
-        })?
-        .map_err(|e| {
-            tracing::error!(error = %e, "argon2 hashing failed");
-            OAuthError::server_error()
-        })
-}
-
 /// `POST /register` (RFC 7591 §3). `body` is the parsed request or the reason it could not
 /// be parsed, so that malformed requests are audited here like every other refusal.
 pub async fn register(
@@ -294,15 +280,15 @@ async fn register_inner(
     let metadata_json = stored_metadata(&meta, statement.as_deref())?;
 
     let client_id = crypto::random_id(CLIENT_ID_PREFIX);
+    let (client_secret, secret_hash) = if meta.uses_secret() {
+        let (secret, hash) = client_secrets::issue(state);
+        (Some(secret), Some(hash))
+    } else {
+        (None, None)
+    };
     let secrets = IssuedSecrets {
         registration_access_token: crypto::random_token(REGISTRATION_TOKEN_PREFIX),
-        client_secret: meta
-            .uses_secret()
-            .then(|| crypto::random_token(CLIENT_SECRET_PREFIX)),
-    };
-    let secret_hash = match &secrets.client_secret {
-        Some(s) => Some(hash_on_blocking_pool(s.clone()).await?),
-        None => None,
+        client_secret,
     };
     let rat_hash = crypto::sha256_hex(secrets.registration_access_token.as_bytes());
     let source = caller.source.to_string();
@@ -339,9 +325,6 @@ async fn register_inner(
         }
     };
 
-    if let (Some(secret), Some(phc)) = (&secrets.client_secret, &row.client_secret_hash) {
-        state.secrets.prime(&client_id, secret, phc);
-    }
     let mut info = client_information(state, &row)?;
     info.insert(
         "registration_access_token".into(),
@@ -564,12 +547,17 @@ async fn update_inner(
         }
     }
     // RFC 7592 §2.2: a client_secret in the request must match the current one.
+    let mut confirmed_secret = None;
     if let Some(sent) = body.get("client_secret") {
         let matches = match (sent.as_str(), &row.client_secret_hash) {
-            (Some(s), Some(phc)) => state.secrets.verify(client_id, s, phc).0,
+            (Some(s), Some(stored)) => {
+                client_secrets::verify(state, client_id, Secret::from(s), stored).await
+            }
             _ => false,
         };
-        if !matches {
+        if matches {
+            confirmed_secret = sent.as_str().map(Secret::from);
+        } else {
             return Err(invalid_metadata(
                 "client_secret does not match the current secret; omit it to keep the secret",
                 "client_secret_mismatch",
@@ -587,10 +575,18 @@ async fn update_inner(
     // Keep the secret while the method still uses one; issue one when the client switches
     // to a secret-based method; drop it when it switches away.
     let (new_secret, secret_hash) = match (meta.uses_secret(), &row.client_secret_hash) {
-        (true, Some(existing)) => (None, Some(existing.clone())),
+        // A confirmed secret is stored keyed, so a legacy hash it matched (and replaced)
+        // does not come back with this write.
+        (true, Some(existing)) => (
+            None,
+            Some(
+                confirmed_secret
+                    .as_ref()
+                    .map_or_else(|| existing.clone(), |s| state.secrets.hash(s.expose())),
+            ),
+        ),
         (true, None) => {
-            let s = crypto::random_token(CLIENT_SECRET_PREFIX);
-            let h = hash_on_blocking_pool(s.clone()).await?;
+            let (s, h) = client_secrets::issue(state);
             (Some(s), Some(h))
         }
         (false, _) => (None, None),
@@ -612,11 +608,7 @@ async fn update_inner(
                 "client_unknown",
             )
         })?;
-    state.secrets.forget(client_id);
     peers::announce(state, Notice::Client(client_id.to_owned())).await;
-    if let (Some(s), Some(phc)) = (&new_secret, &updated.client_secret_hash) {
-        state.secrets.prime(client_id, s, phc);
-    }
     let mut info = client_information(state, &updated)?;
     if let Some(s) = new_secret {
         info.insert("client_secret".into(), json!(s));
@@ -661,7 +653,6 @@ pub async fn remove_client(state: &AppState, client_id: &str) -> Result<bool, OA
         .write(move |c| clients::delete(c, &cid))
         .await
         .map_err(store_failure)?;
-    state.secrets.forget(client_id);
     peers::announce(state, Notice::Client(client_id.to_owned())).await;
     Ok(removed)
 }

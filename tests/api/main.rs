@@ -25,6 +25,7 @@ mod management;
 mod ops;
 mod registration;
 mod replicas;
+mod secrets;
 mod skill_policy;
 mod software_statements;
 mod tokens;

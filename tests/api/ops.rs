@@ -40,7 +40,9 @@ fn health_readiness_and_metrics_answer() {
     assert!(m.contains("# TYPE patron_audit_queue_depth gauge"));
 }
 
-fn serve_with(env: &[(&str, &str)]) -> (bool, String) {
+/// Runs `patron serve` with only `env` in a fresh directory, expecting it to stop; returns
+/// whether it succeeded and what it printed to stderr.
+pub(crate) fn serve_with(env: &[(&str, &str)]) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_patron"));
     cmd.arg("serve").env_clear().current_dir(dir.path());

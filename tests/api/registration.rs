@@ -46,7 +46,7 @@ fn an_agent_registers_with_private_key_jwt_and_is_pending_with_a_user_code() {
 }
 
 #[test]
-fn a_confidential_client_gets_a_256_bit_secret_stored_only_as_an_argon2id_hash() {
+fn a_confidential_client_gets_a_256_bit_secret_stored_only_as_a_keyed_hash() {
     let s = TestServer::spawn();
     let r = s.register_ok(&json!({
         "redirect_uris": ["https://app.example/cb"],
@@ -66,8 +66,10 @@ fn a_confidential_client_gets_a_256_bit_secret_stored_only_as_an_argon2id_hash()
         .first(&mut c)
         .unwrap();
     let hash = hash.unwrap();
-    assert!(hash.starts_with("$argon2id$"), "{hash}");
-    assert!(!hash.contains(secret));
+    // HMAC-SHA-256 under the server key: 256 bits, base64url.
+    assert!(hash.starts_with("hmac-sha256$"), "{hash}");
+    assert_eq!(hash.len(), "hmac-sha256$".len() + 43, "{hash}");
+    assert!(!hash.contains(&secret["patron_cs_".len()..]));
     let rat = r["registration_access_token"].as_str().unwrap();
     assert_eq!(rat_hash, patron::crypto::sha256_hex(rat.as_bytes()));
 }

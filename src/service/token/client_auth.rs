@@ -14,6 +14,7 @@ use crate::oauth::client_metadata::TokenEndpointAuthMethod;
 use crate::oauth::error::{ErrorKind, OAuthError};
 use crate::oauth::token_request::{BodyCredentials, JWT_BEARER_ASSERTION};
 use crate::secret::Secret;
+use crate::service::client_secrets;
 use crate::service::directory::ClientRecord;
 use crate::service::store_failure;
 use crate::state::AppState;
@@ -120,20 +121,8 @@ pub async fn authenticate_client(
                 .map(|(_, s)| s)
                 .or(creds.client_secret)
                 .unwrap_or_else(|| Secret::from(String::new()));
-            let phc = client.secret_hash.clone().unwrap_or_default();
-            let ok = if state
-                .secrets
-                .verify_fast(&client.client_id, secret.expose(), &phc)
-            {
-                true
-            } else {
-                // argon2id only on the first success per process, and on every failure.
-                let (cid, st) = (client.client_id.clone(), state.secrets.clone());
-                tokio::task::spawn_blocking(move || st.verify(&cid, secret.expose(), &phc).0)
-                    .await
-                    .unwrap_or(false)
-            };
-            if !ok {
+            let stored = client.secret_hash.as_deref().unwrap_or_default();
+            if !client_secrets::verify(state, &client.client_id, secret, stored).await {
                 return Err(invalid_client(
                     "unknown client or bad credentials",
                     "client_secret_invalid",

@@ -67,7 +67,8 @@ pub struct ClientRow {
     pub owner_id: Option<String>,
     /// The validated client metadata, as JSON.
     pub metadata: String,
-    /// argon2id hash of the client secret, for secret-based authentication.
+    /// Hash of the client secret, for secret-based authentication (`hmac-sha256$…`, or a
+    /// legacy `$argon2id$…` until its first successful check).
     pub client_secret_hash: Option<String>,
     /// SHA-256 (hex) of the registration access token.
     pub registration_token_hash: String,
@@ -105,7 +106,7 @@ pub struct NewClient<'a> {
     pub owner_id: Option<&'a str>,
     /// Validated metadata JSON.
     pub metadata: &'a str,
-    /// argon2id hash of the secret, if one was issued.
+    /// Hash of the secret, if one was issued (`hmac-sha256$…`, or a legacy `$argon2id$…`).
     pub client_secret_hash: Option<&'a str>,
     /// SHA-256 (hex) of the registration access token.
     pub registration_token_hash: &'a str,
@@ -156,6 +157,25 @@ pub fn update_metadata(
         ))
         .execute(conn)
         .map_err(StoreError::from_diesel)?;
+    Ok(n == 1)
+}
+
+/// Replaces a client-secret hash with another form of the same secret, only if the stored
+/// hash is still `old` (a secret changed meanwhile stays); returns whether it replaced it.
+pub fn replace_secret_hash(
+    conn: &mut DbConnection,
+    client_id: &str,
+    old: &str,
+    new: &str,
+) -> Result<bool, StoreError> {
+    let n = diesel::update(
+        clients::table
+            .find(client_id)
+            .filter(clients::client_secret_hash.eq(old)),
+    )
+    .set(clients::client_secret_hash.eq(new))
+    .execute(conn)
+    .map_err(StoreError::from_diesel)?;
     Ok(n == 1)
 }
 
