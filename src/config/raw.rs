@@ -47,6 +47,7 @@ pub(super) struct RawTokens {
     pub(super) dpop_max_age_secs: u64,
     pub(super) dpop_require_nonce: bool,
     pub(super) assertion_max_lifetime_secs: u64,
+    pub(super) assertion_max_age_secs: u64,
     pub(super) revocation_sync_secs: u64,
 }
 
@@ -234,7 +235,9 @@ impl Default for RawConfig {
                 max_exchange_depth: 3,
                 dpop_max_age_secs: 300,
                 dpop_require_nonce: false,
-                assertion_max_lifetime_secs: 600,
+                // Authlib's and Google's client libraries sign hour-long assertions.
+                assertion_max_lifetime_secs: 3600,
+                assertion_max_age_secs: 300,
                 revocation_sync_secs: 1,
             },
             admin: RawAdmin {
