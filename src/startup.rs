@@ -17,7 +17,7 @@ use crate::jose::jwks::PublicKeySet;
 use crate::jose::keys::KeyEncryptionKey;
 use crate::jose::software_statement::TrustedPublishers;
 use crate::metrics::Metrics;
-use crate::oauth::discovery::{self, MetadataInput};
+use crate::service::discovery::{self, Discovery, FixedMetadata};
 use crate::outbound::Fetcher;
 use crate::ratelimit::RateLimiter;
 use crate::service::directory::Directory;
@@ -99,14 +99,12 @@ impl Application {
             Some(url) => issuer_string(url),
             None => format!("http://{addr}"),
         };
-        let discovery_json: Arc<str> = discovery::metadata(&MetadataInput {
-            issuer: &issuer,
-            signing_alg: config.keys.algorithm.as_str(),
+        let discovery = Discovery::new(FixedMetadata {
+            issuer: issuer.clone(),
+            signing_alg: config.keys.algorithm.as_str().to_owned(),
             clock_skew_secs: config.validation.clock_skew_secs,
             max_token_age_secs: config.validation.max_token_age_secs,
-        })
-        .to_string()
-        .into();
+        });
 
         let mailer = crate::mail::Mailer::new(&config.mail, format!("{issuer}/console"))
             .context("e-mail (mail.*)")?;
@@ -133,7 +131,7 @@ impl Application {
             issuer,
             store,
             keys: Arc::new(keys),
-            discovery_json,
+            discovery,
             audit,
             metrics,
             registration_limiter: RateLimiter::new(
@@ -160,6 +158,10 @@ impl Application {
             suspicion: Default::default(),
             config,
         });
+
+        discovery::refresh(&state)
+            .await
+            .context("cannot read the skills for the discovery document")?;
 
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
@@ -226,12 +228,14 @@ impl Application {
         let revocation_task = actix_web::rt::spawn(sync_revocations(state.clone()));
         let digest_task = actix_web::rt::spawn(suspicion_digests(state.clone()));
         let notices_task = actix_web::rt::spawn(peers::listen(state.clone()));
+        let discovery_task = actix_web::rt::spawn(discovery::keep_fresh(state.clone()));
         let result = self.server.await;
         keys_task.abort();
         purge_task.abort();
         revocation_task.abort();
         digest_task.abort();
         notices_task.abort();
+        discovery_task.abort();
         let flushed = state.audit.flush(Duration::from_secs(10));
         tracing::info!(audit_flushed = flushed, "patron stopped");
         result.context("server failed")

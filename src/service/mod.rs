@@ -10,10 +10,12 @@
 //! - [`enrollment`]: enrollment (initial access) tokens;
 //! - [`registration`]: RFC 7591 / RFC 7592;
 //! - [`token`]: the token, introspection and revocation endpoints;
+//! - [`discovery`]: the discovery document, refreshed when skills change;
 //! - the rest: caches, replicas and keys the above share.
 
 pub mod agents;
 pub mod directory;
+pub mod discovery;
 pub mod enrollment;
 pub mod keys;
 pub mod operator;
