@@ -92,6 +92,15 @@ impl Application {
             )?
         };
 
+        if config.console.development_login {
+            tracing::warn!(
+                listen = %config.listen,
+                "the development login is on: anyone who can reach this address can log in \
+                 to the console as any dev:<name> owner (console.development_login = false \
+                 switches it off; it is never on in production mode or off loopback)"
+            );
+        }
+
         let listener = TcpListener::bind(config.listen)
             .with_context(|| format!("cannot listen on {} (listen)", config.listen))?;
         let addr = listener.local_addr()?;

@@ -131,7 +131,8 @@ pub(super) struct RawAudit {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawConsole {
-    pub(super) development_login: bool,
+    /// `None`: on in development mode on a loopback listener, off otherwise.
+    pub(super) development_login: Option<bool>,
     pub(super) session_idle_secs: u64,
     pub(super) session_max_secs: u64,
     pub(super) admins: Vec<String>,
@@ -213,7 +214,7 @@ impl Default for RawConfig {
                 queue_capacity: 100_000,
             },
             console: RawConsole {
-                development_login: false,
+                development_login: None,
                 session_idle_secs: 1800,
                 session_max_secs: 12 * 3600,
                 admins: Vec::new(),
