@@ -396,7 +396,10 @@ mod tests {
         .unwrap();
         assert!(!off.console.development_login && !off.development_login);
         let open = load(&[("PATRON_LISTEN", "0.0.0.0:8080")]).unwrap();
-        assert!(!open.console.development_login, "not on a non-loopback address");
+        assert!(
+            !open.console.development_login,
+            "not on a non-loopback address"
+        );
         let e = load(&[
             ("PATRON_LISTEN", "0.0.0.0:8080"),
             ("PATRON_CONSOLE__DEVELOPMENT_LOGIN", "true"),

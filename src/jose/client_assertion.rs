@@ -283,16 +283,7 @@ mod tests {
         let mut c = claims();
         c["exp"] = json!(NOW + 3600);
         let t = sign(&kp, header(), c);
-        let at = |now| {
-            verify_assertion(
-                &t,
-                &keys,
-                &AssertionRequirements {
-                    now,
-                    ..req()
-                },
-            )
-        };
+        let at = |now| verify_assertion(&t, &keys, &AssertionRequirements { now, ..req() });
         assert!(at(verified.remember_until - 1).is_ok());
         assert_eq!(
             at(verified.remember_until).unwrap_err(),

@@ -137,11 +137,11 @@ mod tests {
 
     #[test]
     fn scopes_are_the_sorted_union_of_the_skills_scopes() {
-        let rows = [skill("files:read files:write"), skill("mail:send  files:read")];
-        assert_eq!(
-            scopes_of(&rows),
-            ["files:read", "files:write", "mail:send"]
-        );
+        let rows = [
+            skill("files:read files:write"),
+            skill("mail:send  files:read"),
+        ];
+        assert_eq!(scopes_of(&rows), ["files:read", "files:write", "mail:send"]);
     }
 
     #[test]

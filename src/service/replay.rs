@@ -224,7 +224,10 @@ mod tests {
             assert!(c.record(&format!("j{i}"), 1_000, 10).unwrap());
         }
         for i in (0..n).step_by(97) {
-            assert!(!c.record(&format!("j{i}"), 1_000, 11).unwrap(), "j{i} replayed");
+            assert!(
+                !c.record(&format!("j{i}"), 1_000, 11).unwrap(),
+                "j{i} replayed"
+            );
         }
     }
 

@@ -902,7 +902,11 @@ fn the_development_login_is_on_by_default_in_development_on_loopback() {
     // The first run: no settings at all.
     let s = TestServer::spawn();
     let login = Browser::anonymous(&s).get("/console/login").expect(200);
-    assert!(login.contains("action=\"/console/login/dev\""), "{}", login.body);
+    assert!(
+        login.contains("action=\"/console/login/dev\""),
+        "{}",
+        login.body
+    );
     assert!(!login.contains("No login provider is configured"));
     let done = Browser::anonymous(&s)
         .post(
@@ -911,7 +915,11 @@ fn the_development_login_is_on_by_default_in_development_on_loopback() {
         )
         .expect_see_other("/console");
     assert!(done.session_set_cookie().is_some());
-    assert!(s.log().contains("the development login is on"), "{}", s.log());
+    assert!(
+        s.log().contains("the development login is on"),
+        "{}",
+        s.log()
+    );
 }
 
 #[test]
@@ -925,7 +933,9 @@ fn the_development_login_is_off_when_switched_off_or_not_on_loopback() {
 
     // Development mode on every address: off unless asked for (and asking is refused at
     // start, see ops::production_mode_refuses_unsafe_settings and the config tests).
-    let s = TestServer::builder().env("PATRON_LISTEN", "0.0.0.0:0").start();
+    let s = TestServer::builder()
+        .env("PATRON_LISTEN", "0.0.0.0:0")
+        .start();
     assert_no_development_login(&s);
     drop(s);
 

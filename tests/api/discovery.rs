@@ -62,10 +62,7 @@ fn metadata_lists_the_implemented_endpoints_the_validation_profile_and_nothing_m
     );
     // REQUIRED by RFC 8414, and empty until the authorization endpoint exists.
     assert_eq!(m["response_types_supported"], serde_json::json!([]));
-    for absent in [
-        "authorization_endpoint",
-        "code_challenge_methods_supported",
-    ] {
+    for absent in ["authorization_endpoint", "code_challenge_methods_supported"] {
         assert!(
             m.get(absent).is_none(),
             "{absent} is advertised but not implemented"
