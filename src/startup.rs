@@ -17,10 +17,10 @@ use crate::jose::jwks::PublicKeySet;
 use crate::jose::keys::KeyEncryptionKey;
 use crate::jose::software_statement::TrustedPublishers;
 use crate::metrics::Metrics;
-use crate::oauth::discovery::{self, MetadataInput};
 use crate::outbound::Fetcher;
 use crate::ratelimit::RateLimiter;
 use crate::service::directory::Directory;
+use crate::service::discovery::{self, Discovery, FixedMetadata};
 use crate::service::keys::KeyService;
 use crate::service::peers::{self, Peers};
 use crate::service::redis_link::RedisLink;
@@ -93,6 +93,15 @@ impl Application {
             )?
         };
 
+        if config.console.development_login {
+            tracing::warn!(
+                listen = %config.listen,
+                "the development login is on: anyone who can reach this address can log in \
+                 to the console as any dev:<name> owner (console.development_login = false \
+                 switches it off; it is never on in production mode or off loopback)"
+            );
+        }
+
         let listener = TcpListener::bind(config.listen)
             .with_context(|| format!("cannot listen on {} (listen)", config.listen))?;
         let addr = listener.local_addr()?;
@@ -100,14 +109,12 @@ impl Application {
             Some(url) => issuer_string(url),
             None => format!("http://{addr}"),
         };
-        let discovery_json: Arc<str> = discovery::metadata(&MetadataInput {
-            issuer: &issuer,
-            signing_alg: config.keys.algorithm.as_str(),
+        let discovery = Discovery::new(FixedMetadata {
+            issuer: issuer.clone(),
+            signing_alg: config.keys.algorithm.as_str().to_owned(),
             clock_skew_secs: config.validation.clock_skew_secs,
             max_token_age_secs: config.validation.max_token_age_secs,
-        })
-        .to_string()
-        .into();
+        });
 
         let mailer = crate::mail::Mailer::new(&config.mail, format!("{issuer}/console"))
             .context("e-mail (mail.*)")?;
@@ -134,7 +141,7 @@ impl Application {
             issuer,
             store,
             keys: Arc::new(keys),
-            discovery_json,
+            discovery,
             audit,
             metrics,
             registration_limiter: RateLimiter::new(
@@ -163,6 +170,10 @@ impl Application {
             suspicion: Default::default(),
             config,
         });
+
+        discovery::refresh(&state)
+            .await
+            .context("cannot read the skills for the discovery document")?;
 
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
@@ -240,12 +251,14 @@ impl Application {
         let revocation_task = actix_web::rt::spawn(sync_revocations(state.clone()));
         let digest_task = actix_web::rt::spawn(suspicion_digests(state.clone()));
         let notices_task = actix_web::rt::spawn(peers::listen(state.clone()));
+        let discovery_task = actix_web::rt::spawn(discovery::keep_fresh(state.clone()));
         let result = self.server.await;
         keys_task.abort();
         purge_task.abort();
         revocation_task.abort();
         digest_task.abort();
         notices_task.abort();
+        discovery_task.abort();
         let flushed = state.audit.flush(Duration::from_secs(10));
         tracing::info!(audit_flushed = flushed, "patron stopped");
         result.context("server failed")

@@ -27,8 +27,8 @@ pub struct AppState {
     pub store: Store,
     /// Signing keys and the published JWKS.
     pub keys: Arc<KeyService>,
-    /// Discovery metadata, serialised once at start.
-    pub discovery_json: Arc<str>,
+    /// Discovery metadata, serialised at start and when the skills change.
+    pub discovery: crate::service::discovery::Discovery,
     /// Audit queue.
     pub audit: AuditLog,
     /// Counters.

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use super::raw::RawConsole;
-use super::{ConfigError, SecretString, positive};
+use super::{ConfigError, Mode, SecretString, positive};
 
 /// Which kind of upstream identity provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +41,8 @@ pub struct ProviderConfig {
 /// Console settings.
 #[derive(Debug, Clone)]
 pub struct ConsoleConfig {
-    /// Development login (type a name): development mode on loopback only.
+    /// Development login (type a name): development mode on loopback only, and there on
+    /// unless switched off.
     pub development_login: bool,
     /// Idle session timeout.
     pub session_idle_secs: i64,
@@ -53,20 +54,28 @@ pub struct ConsoleConfig {
     pub providers: Vec<ProviderConfig>,
 }
 
-/// Validates `[console]`: the development login only on a loopback listen address, each
-/// provider of a known kind with a unique URL-safe name and its credentials, positive
-/// session lifetimes. (Production mode's refusal of the development login is checked with
+/// Validates `[console]`: the development login only on a loopback listen address (and,
+/// unless set, on by default exactly there in development mode), each provider of a known
+/// kind with a unique URL-safe name and its credentials, positive session lifetimes.
+/// (Production mode's refusal of an explicitly enabled development login is checked with
 /// the other production rules.)
 pub(super) fn validate_console(
     raw: &RawConsole,
     listen: SocketAddr,
+    mode: Mode,
 ) -> Result<ConsoleConfig, ConfigError> {
-    if raw.development_login && !listen.ip().is_loopback() {
+    let loopback = listen.ip().is_loopback();
+    if raw.development_login == Some(true) && !loopback {
         return Err(ConfigError::new(
             "console.development_login",
             "the development login is only available on a loopback listen address",
         ));
     }
+    // A newcomer's first run (development mode, loopback) can claim an agent in the
+    // browser without first creating an upstream OAuth app.
+    let development_login = raw
+        .development_login
+        .unwrap_or(mode == Mode::Development && loopback);
     let mut providers = Vec::new();
     for (i, p) in raw.providers.iter().enumerate() {
         let setting = format!("console.providers[{i}]");
@@ -130,7 +139,7 @@ pub(super) fn validate_console(
         });
     }
     Ok(ConsoleConfig {
-        development_login: raw.development_login,
+        development_login,
         session_idle_secs: positive("console.session_idle_secs", raw.session_idle_secs)?,
         session_max_secs: positive("console.session_max_secs", raw.session_max_secs)?,
         admins: raw.admins.clone(),

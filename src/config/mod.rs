@@ -215,7 +215,7 @@ impl RawConfig {
         let audit = server::validate_audit(&self.audit)?;
         if self.mode == Mode::Production {
             server::require_production_issuer(issuer.as_ref(), listen)?;
-            if self.console.development_login {
+            if self.console.development_login == Some(true) {
                 return Err(ConfigError::new(
                     "console.development_login",
                     "the development login cannot be enabled in production mode",
@@ -225,7 +225,7 @@ impl RawConfig {
         let tokens = tokens::validate_tokens(&self.tokens, keys.max_token_lifetime_secs)?;
         let redis = server::validate_redis(&self.redis)?;
         let admin = server::validate_admin(&self.admin)?;
-        let console = console::validate_console(&self.console, listen)?;
+        let console = console::validate_console(&self.console, listen, self.mode)?;
         let mail = mail::validate_mail(&self.mail, self.mode, database_dir)?;
         let validation = tokens::validate_validation(&self.validation)?;
         Ok(Config {
@@ -242,7 +242,7 @@ impl RawConfig {
             software_statements,
             validation,
             audit,
-            development_login: self.console.development_login,
+            development_login: console.development_login,
             console,
             mail,
             tokens,
@@ -404,6 +404,43 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(e.setting, "console.development_login");
+    }
+
+    #[test]
+    fn the_development_login_is_on_by_default_only_in_development_on_loopback() {
+        let kek = (
+            "PATRON_KEY_ENCRYPTION_KEY",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        );
+        let dev = load(&[("PATRON_LISTEN", "127.0.0.1:8080")]).unwrap();
+        assert!(dev.console.development_login && dev.development_login);
+        let dev_v6 = load(&[("PATRON_LISTEN", "[::1]:8080")]).unwrap();
+        assert!(dev_v6.console.development_login);
+        let off = load(&[
+            ("PATRON_LISTEN", "127.0.0.1:8080"),
+            ("PATRON_CONSOLE__DEVELOPMENT_LOGIN", "false"),
+        ])
+        .unwrap();
+        assert!(!off.console.development_login && !off.development_login);
+        let open = load(&[("PATRON_LISTEN", "0.0.0.0:8080")]).unwrap();
+        assert!(
+            !open.console.development_login,
+            "not on a non-loopback address"
+        );
+        let e = load(&[
+            ("PATRON_LISTEN", "0.0.0.0:8080"),
+            ("PATRON_CONSOLE__DEVELOPMENT_LOGIN", "true"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.setting, "console.development_login");
+        let prod = load(&[
+            ("PATRON_MODE", "production"),
+            ("PATRON_LISTEN", "127.0.0.1:8080"),
+            ("PATRON_ISSUER", "https://auth.example.com"),
+            kek,
+        ])
+        .unwrap();
+        assert!(!prod.console.development_login, "never in production mode");
     }
 
     #[test]

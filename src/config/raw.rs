@@ -47,6 +47,7 @@ pub(super) struct RawTokens {
     pub(super) dpop_max_age_secs: u64,
     pub(super) dpop_require_nonce: bool,
     pub(super) assertion_max_lifetime_secs: u64,
+    pub(super) assertion_max_age_secs: u64,
     pub(super) revocation_sync_secs: u64,
 }
 
@@ -131,7 +132,8 @@ pub(super) struct RawAudit {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawConsole {
-    pub(super) development_login: bool,
+    /// `None`: on in development mode on a loopback listener, off otherwise.
+    pub(super) development_login: Option<bool>,
     pub(super) session_idle_secs: u64,
     pub(super) session_max_secs: u64,
     pub(super) admins: Vec<String>,
@@ -213,7 +215,7 @@ impl Default for RawConfig {
                 queue_capacity: 100_000,
             },
             console: RawConsole {
-                development_login: false,
+                development_login: None,
                 session_idle_secs: 1800,
                 session_max_secs: 12 * 3600,
                 admins: Vec::new(),
@@ -235,7 +237,9 @@ impl Default for RawConfig {
                 max_exchange_depth: 3,
                 dpop_max_age_secs: 300,
                 dpop_require_nonce: false,
-                assertion_max_lifetime_secs: 600,
+                // Authlib's and Google's client libraries sign hour-long assertions.
+                assertion_max_lifetime_secs: 3600,
+                assertion_max_age_secs: 300,
                 revocation_sync_secs: 1,
             },
             admin: RawAdmin {

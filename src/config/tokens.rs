@@ -28,6 +28,9 @@ pub struct TokensConfig {
     pub dpop_require_nonce: bool,
     /// Longest accepted client assertion lifetime (`exp - now`).
     pub assertion_max_lifetime_secs: i64,
+    /// Oldest accepted client assertion (`now - iat`): the replay window, and so how long
+    /// each assertion's `jti` is remembered.
+    pub assertion_max_age_secs: i64,
     /// How often revocations recorded by other replicas are loaded from the database.
     pub revocation_sync_secs: u64,
 }
@@ -51,6 +54,16 @@ pub(super) fn validate_tokens(
             "tokens.assertion_max_lifetime_secs",
             raw.assertion_max_lifetime_secs,
         )?,
+        assertion_max_age_secs: match raw.assertion_max_age_secs {
+            // The replay cache holds rate × this window: an hour is the sane ceiling.
+            s @ 1..=3600 => s as i64,
+            _ => {
+                return Err(ConfigError::new(
+                    "tokens.assertion_max_age_secs",
+                    "must be between 1 and 3600",
+                ));
+            }
+        },
         revocation_sync_secs: match raw.revocation_sync_secs {
             s @ 1..=3600 => s,
             _ => {

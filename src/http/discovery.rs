@@ -18,7 +18,7 @@ async fn metadata(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
         .content_type("application/json")
-        .body(state.discovery_json.to_string())
+        .body(state.discovery.json().to_string())
 }
 
 async fn jwks(state: web::Data<AppState>) -> HttpResponse {

@@ -5,10 +5,19 @@
 //! as `client_assertion`. The generic rules (algorithm allow-list, no header-supplied keys,
 //! signature, `iss`, `aud`, `exp`, `nbf`, `iat`, `jti`) are the shared profile's
 //! ([`crate::jose::profile`]); this module adds what RFC 7523 §3 requires of client
-//! authentication specifically: `sub` is the client, and the assertion is short-lived.
+//! authentication specifically: `sub` is the client, and the assertion is recent.
 //!
-//! Replay protection (remembering `jti` until `exp`, RFC 7523 §3 item 7) needs state and
-//! is the caller's job; [`VerifiedAssertion`] returns what it needs.
+//! # Lifetime and replay window
+//!
+//! Widely used clients sign assertions that live an hour (Authlib's `PrivateKeyJWT` sends
+//! `exp = iat + 3600`), so `exp` alone cannot keep the replay cache small. Patron therefore
+//! requires `iat` and accepts an assertion only while `iat` is at most `max_age_secs` old
+//! (RFC 7523 §3 item 6 lets the server reject JWTs issued unreasonably far in the past). An
+//! assertion is then usable for `min(exp, iat + max_age)` plus the clock skew, however far
+//! away `exp` is, and its `jti` need be remembered only that long
+//! ([`VerifiedAssertion::remember_until`]).
+//!
+//! Replay protection itself (RFC 7523 §3 item 7) needs state and is the caller's job.
 
 use std::fmt;
 
@@ -34,10 +43,13 @@ pub struct AssertionRequirements<'a> {
     pub now: UnixTime,
     /// Allowed clock difference, in seconds.
     pub skew_secs: i64,
-    /// How far after `now` `exp` may be, and how old `iat` may be when present, in
-    /// seconds. Keeps assertions short-lived, which bounds the replay cache
-    /// (RFC 7523 §3 item 4, RFC 7521 §4.2).
+    /// How far after `now` `exp` may be, in seconds: refuses assertions meant as
+    /// long-lived credentials (RFC 7521 §4.2). It does not bound the replay window;
+    /// `max_age_secs` does.
     pub max_lifetime_secs: i64,
+    /// How old `iat` may be, in seconds (RFC 7523 §3 item 6): the window in which an
+    /// assertion is accepted, and so how long its `jti` must be remembered.
+    pub max_age_secs: i64,
 }
 
 /// An assertion that passed every check.
@@ -45,8 +57,12 @@ pub struct AssertionRequirements<'a> {
 pub struct VerifiedAssertion {
     /// The assertion's `jti`, for replay detection (RFC 7523 §3 item 7).
     pub jti: String,
-    /// The assertion's `exp`: the caller must remember `jti` at least until then.
+    /// The assertion's `exp`.
     pub exp: UnixTime,
+    /// Until when the caller must remember `jti`: the first instant at which this
+    /// assertion would be refused anyway, as expired (`exp` + skew) or as too old
+    /// (`iat` + max age + skew, plus one second since that instant itself is accepted).
+    pub remember_until: UnixTime,
 }
 
 /// Why a client assertion was refused.
@@ -132,9 +148,10 @@ pub fn verify_assertion(
         issuer: Some(req.client_id),
         audiences: req.audiences,
         require_exp: true,
-        require_iat: false,
+        // `iat` bounds the replay window (see the module documentation), so it is required.
+        require_iat: true,
         require_jti: true,
-        max_age: Some(req.max_lifetime_secs),
+        max_age: Some(req.max_age_secs),
         skew: req.skew_secs,
     };
     let claims = profile::decode(assertion, &expect)?
@@ -143,13 +160,16 @@ pub fn verify_assertion(
     if claims.get("sub").and_then(Value::as_str) != Some(req.client_id) {
         return Err(AssertionError::SubMismatch);
     }
-    // The profile has checked that `exp` is present and numeric; read it the same way.
-    let exp = claims
-        .get("exp")
-        .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
-        .ok_or(AssertionError::Jwt(Reason::ExpMissing))?;
-    // A long-lived assertion is a reusable credential and would force the replay cache to
-    // keep its `jti` for that long; accept only short-lived ones.
+    // The profile has checked that `exp` and `iat` are present and numeric; read them the
+    // same way.
+    let number = |name: &str| {
+        claims
+            .get(name)
+            .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
+    };
+    let exp = number("exp").ok_or(AssertionError::Jwt(Reason::ExpMissing))?;
+    let iat = number("iat").ok_or(AssertionError::Jwt(Reason::IatMissing))?;
+    // An assertion meant to live for days is a reusable credential, not a one-time proof.
     if exp.saturating_sub(req.now) > req.max_lifetime_secs.saturating_add(req.skew_secs) {
         return Err(AssertionError::LifetimeTooLong);
     }
@@ -158,7 +178,16 @@ pub fn verify_assertion(
         .and_then(Value::as_str)
         .ok_or(AssertionError::Jwt(Reason::JtiMissing))?
         .to_owned();
-    Ok(VerifiedAssertion { jti, exp })
+    let remember_until = exp.saturating_add(req.skew_secs).min(
+        iat.saturating_add(req.max_age_secs)
+            .saturating_add(req.skew_secs)
+            .saturating_add(1),
+    );
+    Ok(VerifiedAssertion {
+        jti,
+        exp,
+        remember_until,
+    })
 }
 
 #[cfg(test)]
@@ -204,7 +233,8 @@ mod tests {
             audiences: AUDIENCES,
             now: NOW,
             skew_secs: 5,
-            max_lifetime_secs: 600,
+            max_lifetime_secs: 3600,
+            max_age_secs: 300,
         }
     }
 
@@ -232,8 +262,32 @@ mod tests {
             verified,
             VerifiedAssertion {
                 jti: "assertion-1".into(),
-                exp: NOW + 60
+                exp: NOW + 60,
+                // Expiry comes before the end of the iat window: exp + skew.
+                remember_until: NOW + 65,
             }
+        );
+    }
+
+    #[test]
+    fn an_hour_long_assertion_is_accepted_and_remembered_only_for_the_iat_window() {
+        // Authlib's default: exp = iat + 3600.
+        let mut c = claims();
+        c["exp"] = json!(NOW + 3600);
+        let verified = verify_signed(header(), c).unwrap();
+        assert_eq!(verified.exp, NOW + 3600);
+        assert_eq!(verified.remember_until, NOW + 300 + 5 + 1);
+        // The same assertion is refused as too old from that instant on, so forgetting its
+        // jti then cannot let a replay through.
+        let (kp, keys, _) = setup();
+        let mut c = claims();
+        c["exp"] = json!(NOW + 3600);
+        let t = sign(&kp, header(), c);
+        let at = |now| verify_assertion(&t, &keys, &AssertionRequirements { now, ..req() });
+        assert!(at(verified.remember_until - 1).is_ok());
+        assert_eq!(
+            at(verified.remember_until).unwrap_err(),
+            AssertionError::Jwt(Reason::IatTooOld)
         );
     }
 
@@ -245,10 +299,13 @@ mod tests {
     }
 
     #[test]
-    fn an_assertion_without_iat_is_accepted() {
+    fn an_assertion_without_iat_is_refused() {
+        // Without iat the replay window would be as long as exp allows.
         let mut c = claims();
         c.as_object_mut().unwrap().remove("iat");
-        assert!(verify_signed(header(), c).is_ok());
+        let err = err_with_claims(c);
+        assert_eq!(err, AssertionError::Jwt(Reason::IatMissing));
+        assert_eq!(err.reason(), "iat_missing");
     }
 
     #[test]
@@ -347,7 +404,7 @@ mod tests {
     #[test]
     fn an_assertion_issued_too_long_ago_is_refused() {
         let mut c = claims();
-        c["iat"] = json!(NOW - 606);
+        c["iat"] = json!(NOW - 306);
         let err = err_with_claims(c);
         assert_eq!(err, AssertionError::Jwt(Reason::IatTooOld));
         assert_eq!(err.reason(), "iat_too_old");
@@ -400,13 +457,13 @@ mod tests {
     #[test]
     fn an_assertion_expiring_too_far_ahead_is_refused() {
         let mut c = claims();
-        c["exp"] = json!(NOW + 606);
+        c["exp"] = json!(NOW + 3606);
         let err = err_with_claims(c);
         assert_eq!(err, AssertionError::LifetimeTooLong);
         assert_eq!(err.reason(), "assertion_lifetime_too_long");
         // Exactly at the limit (lifetime plus skew) is still fine.
         let mut c = claims();
-        c["exp"] = json!(NOW + 605);
+        c["exp"] = json!(NOW + 3605);
         assert!(verify_signed(header(), c).is_ok());
     }
 

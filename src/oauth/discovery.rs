@@ -1,4 +1,5 @@
-//! Authorization server metadata (RFC 8414 §2), computed once at start.
+//! Authorization server metadata (RFC 8414 §2), computed once at start and again when the
+//! skills' scopes change (`service::discovery`).
 //!
 //! Only what this server implements is listed: each endpoint, grant type or method joins
 //! the document in the change that implements and tests it.
@@ -26,6 +27,8 @@ pub struct MetadataInput<'a> {
     pub clock_skew_secs: i64,
     /// Largest accepted JWT age in seconds.
     pub max_token_age_secs: i64,
+    /// Every scope some skill defines, sorted, each once.
+    pub scopes: &'a [String],
 }
 
 /// The metadata document.
@@ -38,6 +41,10 @@ pub fn metadata(input: &MetadataInput<'_>) -> Value {
         "token_endpoint": endpoints::url(iss, TOKEN),
         "introspection_endpoint": endpoints::url(iss, INTROSPECTION),
         "revocation_endpoint": endpoints::url(iss, REVOCATION),
+        // REQUIRED by RFC 8414 §2. Empty, and honestly so: no response type works until the
+        // authorization endpoint exists, and `authorization_endpoint` is absent with it.
+        "response_types_supported": [],
+        "scopes_supported": input.scopes,
         "grant_types_supported": ["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"],
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
         "token_endpoint_auth_signing_alg_values_supported": VERIFY_ALGORITHMS,
@@ -71,6 +78,7 @@ mod tests {
             signing_alg: "ES256",
             clock_skew_secs: 60,
             max_token_age_secs: 3600,
+            scopes: &["files:read".into(), "mail:send".into()],
         });
         assert_eq!(m["issuer"], "https://as.example");
         assert_eq!(m["jwks_uri"], "https://as.example/jwks.json");
@@ -79,6 +87,8 @@ mod tests {
         assert_eq!(m["token_endpoint"], "https://as.example/token");
         assert_eq!(m["introspection_endpoint"], "https://as.example/introspect");
         assert_eq!(m["revocation_endpoint"], "https://as.example/revoke");
+        assert_eq!(m["response_types_supported"], json!([]));
+        assert_eq!(m["scopes_supported"], json!(["files:read", "mail:send"]));
         assert!(
             m.get("authorization_endpoint").is_none(),
             "not implemented yet, so not advertised"

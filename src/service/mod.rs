@@ -10,11 +10,13 @@
 //! - [`enrollment`]: enrollment (initial access) tokens;
 //! - [`registration`]: RFC 7591 / RFC 7592, and [`client_secrets`]: the secrets it issues;
 //! - [`token`]: the token, introspection and revocation endpoints;
+//! - [`discovery`]: the discovery document, refreshed when skills change;
 //! - the rest: caches, replicas and keys the above share.
 
 pub mod agents;
 pub mod client_secrets;
 pub mod directory;
+pub mod discovery;
 pub mod enrollment;
 pub mod health;
 pub mod keys;

@@ -109,19 +109,25 @@ impl Peers {
     }
 }
 
-/// Applies `notice` to this replica's caches.
-fn apply(state: &AppState, notice: &Notice) {
+/// Applies `notice` to this replica's caches and documents.
+async fn apply(state: &AppState, notice: &Notice) {
     match notice {
         Notice::Revoked { jti, exp } => state.revocations.insert(jti, *exp),
         Notice::Client(id) => state.directory.forget_client(id),
         Notice::AllClients => state.directory.forget_all_clients(),
-        Notice::Skills => state.directory.forget_skills(),
+        Notice::Skills => {
+            state.directory.forget_skills();
+            // The periodic refresh retries if the database is unavailable now.
+            if let Err(e) = crate::service::discovery::refresh(state).await {
+                tracing::warn!(error = %e, "refreshing the discovery document failed");
+            }
+        }
     }
 }
 
 /// Applies `notice` here and tells the other replicas.
 pub async fn announce(state: &AppState, notice: Notice) {
-    apply(state, &notice);
+    apply(state, &notice).await;
     state.peers.tell(&notice).await;
 }
 
@@ -144,7 +150,7 @@ pub async fn listen(state: actix_web::web::Data<AppState>) {
                         };
                         match Notice::decode(&line) {
                             Some((sender, _)) if sender == state.peers.sender => {}
-                            Some((_, notice)) => apply(&state, &notice),
+                            Some((_, notice)) => apply(&state, &notice).await,
                             None => tracing::warn!("ignored a malformed notice"),
                         }
                     }

@@ -206,8 +206,8 @@ fn an_assertion_not_valid_yet_is_refused() {
 #[test]
 fn an_assertion_issued_too_long_ago_is_refused() {
     let (s, a) = setup();
-    // Older than assertion_max_lifetime_secs (600) plus skew (60), though not expired.
-    let jwt = assertion_with(&s, &a, |c| c["iat"] = json!(now() - 700));
+    // Older than tokens.assertion_max_age_secs (300) plus skew (60), though not expired.
+    let jwt = assertion_with(&s, &a, |c| c["iat"] = json!(now() - 400));
     refused(
         &s,
         with_assertion(&s, &a, &jwt),
@@ -218,9 +218,42 @@ fn an_assertion_issued_too_long_ago_is_refused() {
 }
 
 #[test]
-fn an_assertion_expiring_too_far_ahead_is_refused() {
+fn an_assertion_without_iat_is_refused() {
+    // iat bounds how long the assertion is acceptable, and so how long its jti is kept.
+    let (s, a) = setup();
+    let jwt = assertion_with(&s, &a, |c| {
+        c.as_object_mut().unwrap().remove("iat");
+    });
+    refused(
+        &s,
+        with_assertion(&s, &a, &jwt),
+        401,
+        "invalid_client",
+        "iat_missing",
+    );
+}
+
+#[test]
+fn an_hour_long_assertion_is_accepted_once() {
+    // Authlib's default lifetime (exp = iat + 3600).
     let (s, a) = setup();
     let jwt = assertion_with(&s, &a, |c| c["exp"] = json!(now() + 3600));
+    let r = with_assertion(&s, &a, &jwt);
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap());
+    refused(
+        &s,
+        with_assertion(&s, &a, &jwt),
+        401,
+        "invalid_client",
+        "jti_replayed",
+    );
+}
+
+#[test]
+fn an_assertion_expiring_too_far_ahead_is_refused() {
+    let (s, a) = setup();
+    // Beyond tokens.assertion_max_lifetime_secs (3600) plus skew (60).
+    let jwt = assertion_with(&s, &a, |c| c["exp"] = json!(now() + 3600 + 120));
     refused(
         &s,
         with_assertion(&s, &a, &jwt),

@@ -869,7 +869,7 @@ fn return_to_cannot_send_the_owner_to_another_site() {
 }
 
 #[test]
-fn the_development_login_refuses_bad_names_and_is_off_by_default() {
+fn the_development_login_refuses_bad_names() {
     let s = console_server();
     let anonymous = Browser::anonymous(&s);
     let long = "a".repeat(65);
@@ -883,16 +883,72 @@ fn the_development_login_refuses_bad_names_and_is_off_by_default() {
         assert!(page.session_set_cookie().is_none(), "{bad:?}");
         assert!(page.contains("Invalid name"));
     }
-    drop(s);
+}
 
-    let s = TestServer::spawn();
-    let page = Browser::anonymous(&s)
+/// Asserts that `s` offers no development login and refuses one.
+fn assert_no_development_login(s: &TestServer) {
+    let page = Browser::anonymous(s)
         .post("/console/login/dev", &[("name", "alice")])
         .expect(404);
     assert!(page.session_set_cookie().is_none());
     assert!(page.contains("The development login is disabled."));
-    let login = Browser::anonymous(&s).get("/console/login").expect(200);
+    let login = Browser::anonymous(s).get("/console/login").expect(200);
     assert!(!login.contains("/console/login/dev"));
+    assert!(login.contains("No login provider is configured"));
+}
+
+#[test]
+fn the_development_login_is_on_by_default_in_development_on_loopback() {
+    // The first run: no settings at all.
+    let s = TestServer::spawn();
+    let login = Browser::anonymous(&s).get("/console/login").expect(200);
+    assert!(
+        login.contains("action=\"/console/login/dev\""),
+        "{}",
+        login.body
+    );
+    assert!(!login.contains("No login provider is configured"));
+    let done = Browser::anonymous(&s)
+        .post(
+            "/console/login/dev",
+            &[("name", "alice"), ("return_to", "/console")],
+        )
+        .expect_see_other("/console");
+    assert!(done.session_set_cookie().is_some());
+    assert!(
+        s.log().contains("the development login is on"),
+        "{}",
+        s.log()
+    );
+}
+
+#[test]
+fn the_development_login_is_off_when_switched_off_or_not_on_loopback() {
+    let s = TestServer::builder()
+        .env("PATRON_CONSOLE__DEVELOPMENT_LOGIN", "false")
+        .start();
+    assert_no_development_login(&s);
+    assert!(!s.log().contains("the development login is on"));
+    drop(s);
+
+    // Development mode on every address: off unless asked for (and asking is refused at
+    // start, see ops::production_mode_refuses_unsafe_settings and the config tests).
+    let s = TestServer::builder()
+        .env("PATRON_LISTEN", "0.0.0.0:0")
+        .start();
+    assert_no_development_login(&s);
+    drop(s);
+
+    // Production mode, even on loopback.
+    let s = TestServer::builder()
+        .env("PATRON_MODE", "production")
+        .env("PATRON_ISSUER", "https://auth.example.com")
+        .env(
+            "PATRON_KEY_ENCRYPTION_KEY",
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        )
+        .start();
+    assert_no_development_login(&s);
 }
 
 // ---- 7. GitHub login --------------------------------------------------------------------
@@ -904,6 +960,8 @@ fn github_server(standin: &GithubStandIn) -> TestServer {
     TestServer::builder()
         .env("PATRON_ADMIN_TOKEN", ADMIN)
         .env("PATRON_CONFIG", config.to_str().expect("UTF-8 path"))
+        // Only the GitHub login, so that its page is what a production console shows.
+        .env("PATRON_CONSOLE__DEVELOPMENT_LOGIN", "false")
         .start()
 }
 
@@ -972,7 +1030,7 @@ fn a_github_user_with_a_verified_address_logs_in_to_the_console() {
     assert!(!login.contains("evil.example"));
     assert!(
         !login.contains("/console/login/dev"),
-        "no development login unless enabled"
+        "no development login when switched off"
     );
 
     let mut octocat = Browser::anonymous(&s);

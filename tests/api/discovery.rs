@@ -60,16 +60,58 @@ fn metadata_lists_the_implemented_endpoints_the_validation_profile_and_nothing_m
         !methods.contains(&serde_json::json!("none")),
         "no public-client grant yet"
     );
-    for absent in [
-        "authorization_endpoint",
-        "response_types_supported",
-        "code_challenge_methods_supported",
-    ] {
+    // REQUIRED by RFC 8414, and empty until the authorization endpoint exists.
+    assert_eq!(m["response_types_supported"], serde_json::json!([]));
+    for absent in ["authorization_endpoint", "code_challenge_methods_supported"] {
         assert!(
             m.get(absent).is_none(),
             "{absent} is advertised but not implemented"
         );
     }
+}
+
+fn metadata(s: &TestServer) -> Value {
+    s.http
+        .get(s.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap()
+}
+
+#[test]
+fn scopes_supported_lists_the_skills_scopes_and_follows_changes() {
+    let s = TestServer::with_admin();
+    assert_eq!(metadata(&s)["scopes_supported"], serde_json::json!([]));
+    s.add_skill(
+        "https://files.example",
+        "files:read files:write",
+        120,
+        false,
+        None,
+    );
+    s.add_skill("https://mail.example", "mail:send", 120, false, None);
+    // At once on the replica that made the change.
+    assert_eq!(
+        metadata(&s)["scopes_supported"],
+        serde_json::json!(["files:read", "files:write", "mail:send"])
+    );
+    // A skill replaced with other scopes: the old ones go.
+    s.add_skill("https://mail.example", "mail:read", 120, false, None);
+    let m = metadata(&s);
+    assert_eq!(
+        m["scopes_supported"],
+        serde_json::json!(["files:read", "files:write", "mail:read"])
+    );
+    // Both discovery paths serve the refreshed document.
+    let oidc: Value = s
+        .http
+        .get(s.url("/.well-known/openid-configuration"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(oidc, m);
 }
 
 #[test]

@@ -1,10 +1,17 @@
-//! Third-party clients register unchanged.
+//! Third-party clients work unchanged, at their defaults: the `openidconnect` crate
+//! registers; Authlib (Python) and openid-client (npm) get tokens with `private_key_jwt`.
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use josekit::jwk::KeyPair as _;
+use josekit::jwk::alg::rsa::RsaKeyPair;
 use openidconnect::core::CoreClientRegistrationRequest;
 use openidconnect::registration::EmptyAdditionalClientMetadata;
 use openidconnect::{ClientName, RedirectUrl, RegistrationUrl};
+use serde_json::{Value, json};
 
-use crate::helpers::TestServer;
+use crate::helpers::{AgentKey, OWNER, TestServer, claims_of};
 
 #[test]
 fn the_openidconnect_crate_registers_a_client_and_reads_the_response() {
@@ -38,4 +45,174 @@ fn the_openidconnect_crate_registers_a_client_and_reads_the_response() {
         s.url(&format!("/register/{}", response.client_id().as_str()))
     );
     assert_eq!(s.count_clients(), 1);
+}
+
+/// Skills whose scopes are in the `resource:action` form resource servers such as Agno's
+/// JWT middleware expect, with names that differ between the two.
+const FILES: &str = "https://files.example/api";
+const MAIL: &str = "https://mail.example/api";
+
+fn support(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/support")
+        .join(path)
+}
+
+/// A server with the two skills.
+fn server_with_skills() -> TestServer {
+    let s = TestServer::with_admin();
+    s.add_skill(FILES, "files:read files:write", 300, false, None);
+    s.add_skill(MAIL, "mail:send", 300, false, None);
+    s
+}
+
+/// Registers a `private_key_jwt` client with `jwk` (no DPoP: these clients do not send
+/// proofs) and approves it for `files:read` at [`FILES`] and `mail:send` at [`MAIL`].
+fn approved_client(s: &TestServer, jwk: Value) -> String {
+    let reg = s.register_ok(&json!({
+        "client_name": "Interop agent",
+        "grant_types": ["client_credentials"],
+        "response_types": [],
+        "token_endpoint_auth_method": "private_key_jwt",
+        "jwks": {"keys": [jwk]},
+        "scope": "files:read mail:send",
+    }));
+    let client_id = reg["client_id"].as_str().expect("client_id").to_owned();
+    s.admin_ok(
+        "POST",
+        &format!("/admin/agents/{client_id}/approve"),
+        Some(json!({"owner": OWNER, "grants": {FILES: "files:read", MAIL: "mail:send"}})),
+    );
+    client_id
+}
+
+/// Runs a peer client; `Ok(stdout JSON)` on success, `Err(stdout JSON)` on an OAuth error.
+fn run_peer(cmd: &mut Command) -> Result<Value, Value> {
+    let out = cmd.output().expect("run the peer client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let parsed = || -> Value {
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "peer output is not JSON ({e}): {stdout}\nstderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    };
+    match out.status.code() {
+        Some(0) => Ok(parsed()),
+        Some(3) => Err(parsed()),
+        _ => panic!(
+            "the peer client failed: {}\n{stdout}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+/// Asserts a skill token for `client_id` at `aud` with exactly `scope`.
+fn assert_skill_token(token: &Value, client_id: &str, aud: &str, scope: &str) {
+    // openid-client normalises the type to lower case (RFC 6749 §5.1: case-insensitive).
+    assert!(
+        token["token_type"]
+            .as_str()
+            .is_some_and(|t| t.eq_ignore_ascii_case("bearer")),
+        "{token}"
+    );
+    let c = claims_of(token["access_token"].as_str().expect("access_token"));
+    assert_eq!(c["aud"], aud);
+    assert_eq!(c["sub"], client_id);
+    assert_eq!(c["scope"], scope);
+}
+
+fn authlib(
+    s: &TestServer,
+    client_id: &str,
+    key: &Path,
+    resource: &str,
+    scope: &str,
+) -> Result<Value, Value> {
+    run_peer(
+        Command::new("python3")
+            .arg(support("authlib_client.py"))
+            .arg(s.url("/token"))
+            .arg(client_id)
+            .arg(key)
+            .arg(resource)
+            .arg(scope),
+    )
+}
+
+#[test]
+fn authlib_at_its_defaults_gets_skill_tokens_with_private_key_jwt() {
+    let ok = Command::new("python3")
+        .args(["-c", "import authlib, requests"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "this test needs python3 with Authlib and requests: \
+         pip install authlib==1.9.10 requests (scripts/test does this)"
+    );
+    let s = server_with_skills();
+    // Authlib's PrivateKeyJWT signs with RS256 by default, without a kid.
+    let rsa = RsaKeyPair::generate(2048).unwrap();
+    let mut jwk = rsa.to_jwk_public_key().as_ref().clone();
+    jwk.insert("kid".into(), json!("rsa-1"));
+    let client_id = approved_client(&s, Value::Object(jwk));
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("agent.pem");
+    std::fs::write(&key, rsa.to_pem_private_key()).unwrap();
+
+    let got = authlib(&s, &client_id, &key, FILES, "files:read").expect("a files token");
+    assert_skill_token(&got["token"], &client_id, FILES, "files:read");
+    // The assertion was Authlib's default one: an hour long, no kid needed.
+    let a = &got["assertion"];
+    assert_eq!(
+        a["exp"].as_i64().unwrap() - a["iat"].as_i64().unwrap(),
+        3600,
+        "{a}"
+    );
+    assert_eq!(a["aud"], s.url("/token"));
+
+    let got = authlib(&s, &client_id, &key, MAIL, "mail:send").expect("a mail token");
+    assert_skill_token(&got["token"], &client_id, MAIL, "mail:send");
+
+    // One skill's scope is not valid at the other.
+    let refused = authlib(&s, &client_id, &key, MAIL, "files:read").unwrap_err();
+    assert_eq!(refused["error"]["error"], "invalid_scope", "{refused}");
+}
+
+#[test]
+fn openid_client_uses_discovery_and_private_key_jwt_for_client_credentials() {
+    let dir = support("openid_client");
+    assert!(
+        dir.join("node_modules/openid-client/package.json")
+            .is_file(),
+        "this test needs node and the npm package openid-client: \
+         npm ci --prefix tests/support/openid_client (scripts/test does this)"
+    );
+    let s = server_with_skills();
+    let key = AgentKey::generate();
+    let client_id = approved_client(&s, key.public_jwk("k1"));
+    let pem_dir = tempfile::tempdir().unwrap();
+    let pem = pem_dir.path().join("agent.pem");
+    std::fs::write(&pem, key.pair.to_pem_private_key()).unwrap();
+    let run = |resource: &str, scope: &str| {
+        run_peer(
+            Command::new("node")
+                .arg(dir.join("client_credentials.mjs"))
+                .arg(&s.base)
+                .arg(&client_id)
+                .arg("k1")
+                .arg(&pem)
+                .arg(resource)
+                .arg(scope),
+        )
+    };
+
+    let token = run(FILES, "files:read").expect("a files token");
+    assert_skill_token(&token, &client_id, FILES, "files:read");
+    let token = run(MAIL, "mail:send").expect("a mail token");
+    assert_skill_token(&token, &client_id, MAIL, "mail:send");
+    let refused = run(FILES, "mail:send").unwrap_err();
+    assert_eq!(refused["error"]["error"], "invalid_scope", "{refused}");
 }

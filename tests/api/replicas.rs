@@ -271,6 +271,30 @@ fn without_redis_a_revocation_reaches_other_replicas_through_the_database_only()
 }
 
 #[test]
+fn a_skill_added_at_one_replica_reaches_the_others_discovery_document() {
+    // Without Redis, through the periodic reload from the database (every 5 s).
+    let a = replica(None, None);
+    let b = replica(Some(a.db.url()), None);
+    let scopes = |s: &TestServer| {
+        let m: serde_json::Value = s
+            .http
+            .get(s.url("/.well-known/oauth-authorization-server"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        m["scopes_supported"].clone()
+    };
+    assert_eq!(scopes(&b), json!([]));
+    a.add_skill(SKILL, "files:read", 120, false, None);
+    let deadline = Instant::now() + Duration::from_secs(12);
+    while scopes(&b) != json!(["files:read"]) {
+        assert!(Instant::now() < deadline, "b still serves {}", scopes(&b));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
 fn without_redis_each_replica_remembers_only_its_own_identifiers() {
     // The control for the test above: in memory, replay protection holds per replica only,
     // which is why several replicas need redis.url.

@@ -146,13 +146,13 @@ pub async fn authenticate_client(
                     now,
                     skew_secs: state.config.validation.clock_skew_secs,
                     max_lifetime_secs: state.config.tokens.assertion_max_lifetime_secs,
+                    max_age_secs: state.config.tokens.assertion_max_age_secs,
                 },
             )
             .map_err(|e| OAuthError::new(ErrorKind::InvalidClient, e.description(), e.reason()))?;
-            // RFC 7523 §3: single use for the assertion's lifetime.
+            // RFC 7523 §3: single use while the assertion is acceptable at all.
             let key = format!("ca:{}:{}", client.client_id, verified.jti);
-            let until = verified.exp + state.config.validation.clock_skew_secs;
-            if !first_use(state, &key, until, now).await? {
+            if !first_use(state, &key, verified.remember_until, now).await? {
                 return Err(invalid_client(
                     "the client assertion was already used",
                     "jti_replayed",
