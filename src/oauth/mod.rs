@@ -4,6 +4,7 @@ pub mod client_metadata;
 pub mod discovery;
 pub mod error;
 pub mod introspection;
+pub mod jti;
 pub mod redirect_uri;
 pub mod scope;
 pub mod token_request;
