@@ -77,6 +77,19 @@ enum AdminCommand {
     /// Owners.
     #[command(subcommand)]
     Owner(OwnerCommand),
+    /// Tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Revoke a token by its jti (as an audit line shows it), and the tokens exchanged
+    /// from it, on every replica; an unknown jti is recorded anyway.
+    Revoke {
+        /// The token's jti.
+        jti: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -345,6 +358,16 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
                     "POST",
                     &format!("/owners/{owner_id}/revoke-all"),
                     None,
+                )
+                .await?
+        }
+        AdminCommand::Token(TokenCommand::Revoke { jti }) => {
+            client
+                .admin(
+                    &token,
+                    "POST",
+                    patron::endpoints::admin::REVOKE_TOKEN,
+                    Some(serde_json::json!({ "jti": jti })),
                 )
                 .await?
         }

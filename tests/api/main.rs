@@ -8,6 +8,7 @@
 )]
 
 mod admin_api;
+mod admin_tokens;
 mod attacks;
 mod bad_input;
 mod browser;
