@@ -26,5 +26,6 @@ mod management;
 mod ops;
 mod registration;
 mod replicas;
+mod reregistration;
 mod software_statements;
 mod tokens;
