@@ -1,5 +1,8 @@
 //! The admin API under `/admin/`, protected by the bearer token `PATRON_ADMIN_TOKEN`
 //! (disabled, answering 404, when none is configured). The `patron admin` CLI calls it.
+//! A middleware over the scope hands every request and its answer to
+//! [`operator::audit_request`], so that refusals before any handler (admin token, body,
+//! unknown route) are audited too.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
