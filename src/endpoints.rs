@@ -48,6 +48,8 @@ pub mod admin {
     pub const RESUME_AGENT: &str = "/agents/{client_id}/resume";
     /// Revokes every grant and token of an owner.
     pub const REVOKE_OWNER: &str = "/owners/{owner_id}/revoke-all";
+    /// Revokes one token by its `jti` (JSON body `{"jti": "…"}`).
+    pub const REVOKE_TOKEN: &str = "/tokens/revoke";
 }
 
 /// The absolute URL of `path` (one of the constants above without a pattern) at `issuer`.

@@ -81,6 +81,19 @@ enum AdminCommand {
     /// Print the argon2id hash of an admin token for `admin.token_hash`
     /// (PATRON_ADMIN_TOKEN_HASH): reads the token from standard input, or prompts for it.
     HashToken,
+    /// Tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Revoke a token by its jti (as an audit line shows it), and the tokens exchanged
+    /// from it, on every replica; an unknown jti is recorded anyway.
+    Revoke {
+        /// The token's jti.
+        jti: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -387,6 +400,16 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
                     "POST",
                     &format!("/owners/{owner_id}/revoke-all"),
                     None,
+                )
+                .await?
+        }
+        AdminCommand::Token(TokenCommand::Revoke { jti }) => {
+            client
+                .admin(
+                    &token()?,
+                    "POST",
+                    patron::endpoints::admin::REVOKE_TOKEN,
+                    Some(serde_json::json!({ "jti": jti })),
                 )
                 .await?
         }

@@ -1,5 +1,8 @@
 //! The admin API under `/admin/`, protected by the bearer token `PATRON_ADMIN_TOKEN` (or
-//! its hash, `PATRON_ADMIN_TOKEN_HASH`; disabled, answering 404, when neither is configured). The `patron admin` CLI calls it.
+//! its argon2id hash, `PATRON_ADMIN_TOKEN_HASH`; disabled, answering 404, when neither is
+//! configured). The `patron admin` CLI calls it. A middleware over the scope hands every
+//! request and its answer to [`operator::audit_request`], so that refusals before any
+//! handler (admin token, body, unknown route) are audited too.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -9,14 +12,22 @@ use actix_web::FromRequest;
 use actix_web::dev::Payload;
 use futures_util::future::LocalBoxFuture;
 
+use actix_web::HttpMessage as _;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::middleware::{Next, from_fn};
+
 use crate::endpoints::admin::{
-    APPROVE_AGENT, RESUME_AGENT, REVOKE_OWNER, SCOPE, SKILL_POLICY, SKILLS, SUSPEND_AGENT,
+    APPROVE_AGENT, RESUME_AGENT, REVOKE_OWNER, REVOKE_TOKEN, SCOPE, SKILL_POLICY, SKILLS,
+    SUSPEND_AGENT,
 };
 use crate::http::error::HttpError;
 use crate::http::extract::{MAX_JSON_BODY, bearer, caller, json_object};
 use crate::oauth::error::{ErrorKind, OAuthError};
+use crate::service::operator::{AdminAction, AdminOutcome, AdminRequest, AdminTarget, Listener};
 use crate::service::skills::{self, SkillInput};
-use crate::service::{Actor, Caller, agents, operator, owners, skill_policy};
+use crate::service::{Actor, Caller, agents, operator, owners, skill_policy, token};
 use crate::state::AppState;
 
 /// Routes of this area.
@@ -29,8 +40,90 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(APPROVE_AGENT, web::post().to(approve_agent))
             .route(SUSPEND_AGENT, web::post().to(suspend_agent))
             .route(RESUME_AGENT, web::post().to(resume_agent))
-            .route(REVOKE_OWNER, web::post().to(revoke_all)),
+            .route(REVOKE_OWNER, web::post().to(revoke_all))
+            .route(REVOKE_TOKEN, web::post().to(revoke_token))
+            .wrap(from_fn(audit_admin_request)),
     );
+}
+
+/// The action a matched admin route and method stand for.
+fn action_of(method: &Method, pattern: Option<&str>) -> AdminAction {
+    let Some(route) = pattern.and_then(|p| p.strip_prefix(SCOPE)) else {
+        return AdminAction::Unknown;
+    };
+    let post = *method == Method::POST;
+    match route {
+        SKILLS if post => AdminAction::PutSkill,
+        SKILLS if *method == Method::GET => AdminAction::ListSkills,
+        SKILL_POLICY if post => AdminAction::SetSkillPolicy,
+        APPROVE_AGENT if post => AdminAction::ApproveAgent,
+        SUSPEND_AGENT if post => AdminAction::SuspendAgent,
+        RESUME_AGENT if post => AdminAction::ResumeAgent,
+        REVOKE_OWNER if post => AdminAction::RevokeOwner,
+        REVOKE_TOKEN if post => AdminAction::RevokeToken,
+        _ => AdminAction::Unknown,
+    }
+}
+
+/// The listener `req` came through.
+fn listener(req: &HttpRequest, state: &AppState) -> Listener {
+    match state.admin_addr.get() {
+        Some(Some(admin)) if req.app_config().local_addr() == *admin => Listener::Admin,
+        _ => Listener::Public,
+    }
+}
+
+/// Records what a handler learnt from the body about the target of its request (the
+/// audit of the request, below, picks it up).
+fn note_target(req: &HttpRequest, target: AdminTarget) {
+    req.extensions_mut().insert(target);
+}
+
+/// Hands every admin request, answered or refused (admin token, body, unknown target,
+/// unknown route), to the operator service's audit.
+async fn audit_admin_request(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return next.call(req).await;
+    };
+    let caller = caller(req.request(), &state);
+    let listener = listener(req.request(), &state);
+    let res = next.call(req).await?;
+    let http = res.request();
+    let action = action_of(http.method(), http.match_pattern().as_deref());
+    let noted = http.extensions().get::<AdminTarget>().cloned();
+    let param = |name: &str| http.match_info().get(name).map(str::to_owned);
+    let target = match (action, noted) {
+        (_, Some(t)) => t,
+        (AdminAction::Unknown, None) => AdminTarget::Path(http.path().to_owned()),
+        (
+            AdminAction::ApproveAgent | AdminAction::SuspendAgent | AdminAction::ResumeAgent,
+            None,
+        ) => param("client_id").map_or(AdminTarget::None, AdminTarget::Agent),
+        (AdminAction::RevokeOwner, None) => {
+            param("owner_id").map_or(AdminTarget::None, AdminTarget::Owner)
+        }
+        (_, None) => AdminTarget::None,
+    };
+    let request = AdminRequest {
+        action,
+        target,
+        listener,
+    };
+    let refusal = res
+        .response()
+        .error()
+        .and_then(|e| e.as_error::<HttpError>());
+    let status = res.status().as_u16();
+    let outcome = match refusal {
+        Some(e) => AdminOutcome::Refused(&e.0),
+        None if status >= 400 => AdminOutcome::Status(status),
+        None => AdminOutcome::Done,
+    };
+    operator::audit_request(&state, &caller, &request, outcome);
+    Ok(res)
 }
 
 /// A request that presented the admin token (on the admin listener, when it has one of
@@ -54,13 +147,11 @@ async fn operator(req: &HttpRequest) -> Result<Operator, OAuthError> {
         return Err(OAuthError::server_error());
     };
     // With its own listener, the admin API does not exist on the public one.
-    if let Some(Some(admin)) = state.admin_addr.get() {
-        if req.app_config().local_addr() != *admin {
-            return Err(operator::disabled());
-        }
+    if matches!(state.admin_addr.get(), Some(Some(_))) && listener(req, state) != Listener::Admin {
+        return Err(operator::disabled());
     }
     let caller = caller(req, state);
-    operator::check_admin_token(state, &caller, bearer(req)).await?;
+    operator::check_admin_token(state, bearer(req)).await?;
     Ok(Operator { caller })
 }
 
@@ -88,7 +179,9 @@ async fn put_skill(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
     let body = json_object(&req, payload, MAX_JSON_BODY, ErrorKind::InvalidRequest).await?;
-    let skill = skills::put(&state, &op.caller, body_as::<SkillInput>(body)?, None).await?;
+    let input = body_as::<SkillInput>(body)?;
+    note_target(&req, AdminTarget::Skill(input.audience.clone()));
+    let skill = skills::put(&state, &op.caller, input, None).await?;
     Ok(json_response(
         actix_web::http::StatusCode::CREATED,
         &skill_json(&skill),
@@ -119,6 +212,7 @@ async fn set_skill_policy(
 ) -> Result<HttpResponse, HttpError> {
     let body = json_object(&req, payload, MAX_JSON_BODY, ErrorKind::InvalidRequest).await?;
     let body: PolicyBody = body_as(body)?;
+    note_target(&req, AdminTarget::Skill(body.audience.clone()));
     let out = skill_policy::set_policy(
         &state,
         &op.caller,
@@ -192,4 +286,26 @@ async fn revoke_all(
 ) -> Result<HttpResponse, HttpError> {
     let out = owners::revoke_all(&state, &op.caller, &path).await?;
     Ok(json_response(actix_web::http::StatusCode::OK, &out))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeTokenBody {
+    jti: String,
+}
+
+async fn revoke_token(
+    op: Operator,
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, HttpError> {
+    let body = json_object(&req, payload, MAX_JSON_BODY, ErrorKind::InvalidRequest).await?;
+    let body: RevokeTokenBody = body_as(body)?;
+    note_target(&req, AdminTarget::Token(body.jti.clone()));
+    let out = token::revoke_jti(&state, &op.caller, &body.jti).await?;
+    Ok(json_response(
+        actix_web::http::StatusCode::OK,
+        &json!({"jti": out.jti, "revoked_until": out.revoked_until}),
+    ))
 }

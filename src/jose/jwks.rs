@@ -224,6 +224,15 @@ impl PublicKeySet {
         Ok(Self { keys: out })
     }
 
+    /// The keys' RFC 7638 thumbprints, sorted, without repeats and space-separated: one
+    /// value for one set of keys, whatever their order, `kid`s or other members.
+    pub fn thumbprints(&self) -> String {
+        let mut prints: Vec<&str> = self.keys.iter().map(|k| k.thumbprint.as_str()).collect();
+        prints.sort_unstable();
+        prints.dedup();
+        prints.join(" ")
+    }
+
     /// The keys.
     pub fn keys(&self) -> &[PublicKey] {
         &self.keys
@@ -372,6 +381,20 @@ mod tests {
         );
         let err = PublicKeySet::from_jwks(&json!({"keys": [{"kty": "XYZ"}]})).unwrap_err();
         assert!(err.contains("XYZ"), "{err}");
+    }
+
+    #[test]
+    fn a_key_sets_thumbprints_ignore_order_and_kids() {
+        let (a, b) = (ec_public(), ec_public());
+        let mut a_kid = a.clone();
+        a_kid["kid"] = json!("k1");
+        let ab = PublicKeySet::from_jwks(&json!({"keys": [a, b.clone()]})).unwrap();
+        let ba = PublicKeySet::from_jwks(&json!({"keys": [b.clone(), a_kid]})).unwrap();
+        assert_eq!(ab.thumbprints(), ba.thumbprints());
+        assert_eq!(ab.thumbprints().split(' ').count(), 2);
+        let only_b = PublicKeySet::from_jwks(&json!({"keys": [b]})).unwrap();
+        assert_ne!(ab.thumbprints(), only_b.thumbprints());
+        assert_eq!(only_b.thumbprints(), only_b.keys()[0].thumbprint);
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod error;
 pub mod grant_policy;
 pub mod ids;
 pub mod introspection;
+pub mod jti;
 pub mod redirect_uri;
 pub mod scope;
 pub mod token_request;

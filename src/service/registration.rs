@@ -117,23 +117,40 @@ fn apply_software_statement(
     Ok(Some(statement))
 }
 
+/// Validated metadata and the [thumbprints](PublicKeySet::thumbprints) of the client's
+/// keys (given in `jwks` or fetched from `jwks_uri`), when it has keys.
+struct Validated {
+    meta: ClientMetadata,
+    key_thumbprints: Option<String>,
+}
+
 /// Validates metadata, including a `jwks_uri` document fetched under the SSRF guard.
 async fn validate_metadata(
     state: &AppState,
     body: &Map<String, Value>,
-) -> Result<ClientMetadata, OAuthError> {
+) -> Result<Validated, OAuthError> {
     let meta = client_metadata::validate(body).map_err(metadata_error)?;
-    if let Some(uri) = &meta.jwks_uri {
-        let doc = state
-            .fetcher
-            .fetch_json(uri, clock::monotonic())
-            .await
-            .map_err(|e| invalid_metadata(format!("jwks_uri: {e}"), e.reason()))?;
-        PublicKeySet::from_jwks(&doc).map_err(|e| {
-            invalid_metadata(format!("jwks_uri document: {e}"), "jwks_uri_invalid_keys")
-        })?;
-    }
-    Ok(meta)
+    let keys = match (&meta.jwks, &meta.jwks_uri) {
+        (Some(jwks), _) => Some(
+            PublicKeySet::from_jwks(jwks)
+                .map_err(|e| invalid_metadata(format!("jwks: {e}"), "jwks_invalid"))?,
+        ),
+        (None, Some(uri)) => {
+            let doc = state
+                .fetcher
+                .fetch_json(uri, clock::monotonic())
+                .await
+                .map_err(|e| invalid_metadata(format!("jwks_uri: {e}"), e.reason()))?;
+            Some(PublicKeySet::from_jwks(&doc).map_err(|e| {
+                invalid_metadata(format!("jwks_uri document: {e}"), "jwks_uri_invalid_keys")
+            })?)
+        }
+        (None, None) => None,
+    };
+    Ok(Validated {
+        meta,
+        key_thumbprints: keys.map(|k| k.thumbprints()),
+    })
 }
 
 /// The stored form of metadata: the validated metadata plus the software statement.
@@ -205,12 +222,15 @@ pub async fn register(
 ) -> Result<Map<String, Value>, OAuthError> {
     let result = register_inner(state, caller, initial_access_token, body).await;
     match &result {
-        Ok((info, owner)) => {
-            state
-                .metrics
-                .registrations_created
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let client_id = info
+        Ok(done) => {
+            if !done.renewed {
+                state
+                    .metrics
+                    .registrations_created
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            let client_id = done
+                .info
                 .get("client_id")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
@@ -218,11 +238,11 @@ pub async fn register(
                 caller
                     .audit("client.register", Outcome::Success)
                     .client(client_id)
-                    .owner(owner.as_deref())
-                    .detail(if owner.is_some() {
-                        "active (enrollment token)"
-                    } else {
-                        "pending"
+                    .owner(done.owner.as_deref())
+                    .detail(match (&done.owner, done.renewed) {
+                        (Some(_), _) => "active (enrollment token)",
+                        (None, true) => "re-registration of a pending agent",
+                        (None, false) => "pending",
                     }),
             );
         }
@@ -238,7 +258,17 @@ pub async fn register(
             );
         }
     }
-    result.map(|(info, _)| info)
+    result.map(|done| done.info)
+}
+
+/// An accepted registration.
+struct Registered {
+    /// The client information response.
+    info: Map<String, Value>,
+    /// The owner, when an enrollment token linked it to one.
+    owner: Option<String>,
+    /// Whether it is an earlier pending registration handed back (see [`PendingRow`]).
+    renewed: bool,
 }
 
 async fn register_inner(
@@ -246,7 +276,7 @@ async fn register_inner(
     caller: &Caller,
     initial_access_token: Option<&str>,
     body: Result<Map<String, Value>, OAuthError>,
-) -> Result<(Map<String, Value>, Option<String>), OAuthError> {
+) -> Result<Registered, OAuthError> {
     let now = clock::now();
     let enrollment = match initial_access_token {
         Some(token) => {
@@ -276,7 +306,10 @@ async fn register_inner(
     };
     let mut body = body?;
     let statement = apply_software_statement(state, &mut body, now)?;
-    let meta = validate_metadata(state, &body).await?;
+    let Validated {
+        meta,
+        key_thumbprints,
+    } = validate_metadata(state, &body).await?;
     let metadata_json = stored_metadata(&meta, statement.as_deref())?;
 
     let client_id = crypto::random_id(CLIENT_ID_PREFIX);
@@ -302,6 +335,7 @@ async fn register_inner(
         secret_hash,
         rat_hash,
         source,
+        key_thumbprints,
     });
     // A user-code collision (20^8 codes) fails the job's savepoint with a conflict; retry
     // with a fresh code. Nothing else in the job can conflict.
@@ -324,6 +358,14 @@ async fn register_inner(
             Ok(Some(row)) => break row,
         }
     };
+    let (row, renewed) = match row {
+        Stored::New(row) => (row, false),
+        Stored::Renewed(row) => {
+            // Whatever was cached of the old registration is void.
+            peers::announce(state, Notice::Client(row.client_id.clone())).await;
+            (row, true)
+        }
+    };
 
     let mut info = client_information(state, &row)?;
     info.insert(
@@ -333,27 +375,78 @@ async fn register_inner(
     if let Some(secret) = secrets.client_secret {
         info.insert("client_secret".into(), json!(secret));
     }
-    Ok((info, owner_id))
+    Ok(Registered {
+        info,
+        owner: owner_id,
+        renewed,
+    })
 }
 
 /// The columns of a new registration that do not depend on the enrollment path.
+///
+/// An open registration (no enrollment token) with keys, from the address of a pending,
+/// unexpired registration with the same keys, is that agent registering again (a crash
+/// loop, a lost registration response): it gets the pending registration back, with this
+/// request's metadata and fresh credentials (the old registration access token and user
+/// code stop working), instead of a second row in its owner's console.
 struct PendingRow {
     client_id: String,
     metadata: String,
     secret_hash: Option<String>,
     rat_hash: String,
     source: String,
+    key_thumbprints: Option<String>,
 }
 
-/// Inserts a registration (one group-commit job). `Ok(None)`: the enrollment token was used
-/// up meanwhile, and nothing was written.
+/// What [`insert_registration`] stored.
+enum Stored {
+    /// A new registration.
+    New(ClientRow),
+    /// An earlier pending registration, renewed.
+    Renewed(ClientRow),
+}
+
+/// Renews the pending registration `w` repeats, if any (see [`PendingRow`]).
+fn renew_duplicate(
+    c: &mut DbConnection,
+    w: &PendingRow,
+    now: UnixTime,
+    pending_ttl: i64,
+) -> Result<Option<ClientRow>, StoreError> {
+    let Some(prints) = &w.key_thumbprints else {
+        return Ok(None);
+    };
+    let Some(earlier) = clients::find_pending_duplicate(c, prints, &w.source, now)? else {
+        return Ok(None);
+    };
+    let code = new_user_code();
+    let renewed = clients::RenewedPending {
+        metadata: &w.metadata,
+        client_secret_hash: w.secret_hash.as_deref(),
+        registration_token_hash: &w.rat_hash,
+        user_code: &code,
+        expires_at: now + pending_ttl,
+    };
+    if !clients::renew_pending(c, &earlier.client_id, &renewed, now)? {
+        return Ok(None);
+    }
+    clients::find(c, &earlier.client_id)
+}
+
+/// Inserts a registration, or renews the pending one it repeats (one group-commit job).
+/// `Ok(None)`: the enrollment token was used up meanwhile, and nothing was written.
 fn insert_registration(
     c: &mut DbConnection,
     w: &PendingRow,
     enrollment: Option<&Enrollment>,
     now: UnixTime,
     pending_ttl: i64,
-) -> Result<Option<ClientRow>, StoreError> {
+) -> Result<Option<Stored>, StoreError> {
+    if enrollment.is_none() {
+        if let Some(row) = renew_duplicate(c, w, now, pending_ttl)? {
+            return Ok(Some(Stored::Renewed(row)));
+        }
+    }
     let (status, owner, expires_at) = match enrollment {
         Some(e) => {
             if !enrollment_tokens::consume(c, &e.id, now)? {
@@ -379,6 +472,7 @@ fn insert_registration(
             created_at: now,
             updated_at: now,
             expires_at,
+            key_thumbprints: w.key_thumbprints.as_deref(),
         },
     )?;
     if let Some(e) = enrollment {
@@ -387,7 +481,7 @@ fn insert_registration(
         }
     }
     // Built from what was inserted: no read-back round trip.
-    Ok(Some(ClientRow {
+    Ok(Some(Stored::New(ClientRow {
         client_id: w.client_id.clone(),
         status,
         owner_id: owner.map(str::to_owned),
@@ -400,7 +494,7 @@ fn insert_registration(
         updated_at: now,
         expires_at,
         tokens_revoked_before: None,
-    }))
+    })))
 }
 
 /// Authenticates a registration access token for `client_id` (RFC 7592 §3). Unknown
@@ -565,7 +659,10 @@ async fn update_inner(
         }
     }
     let statement = apply_software_statement(state, &mut body, now)?;
-    let meta = validate_metadata(state, &body).await?;
+    let Validated {
+        meta,
+        key_thumbprints,
+    } = validate_metadata(state, &body).await?;
     let metadata_json = stored_metadata(&meta, statement.as_deref())?;
 
     let old: Option<ClientMetadata> = serde_json::from_str(&row.metadata).ok();
@@ -598,6 +695,7 @@ async fn update_inner(
             if !clients::update_metadata(c, &cid, &metadata_json, secret_hash.as_deref(), now)? {
                 return Ok(None);
             }
+            clients::set_key_thumbprints(c, &cid, key_thumbprints.as_deref())?;
             clients::find(c, &cid)
         })
         .await

@@ -145,3 +145,132 @@ fn with_its_own_listener_the_admin_api_answers_only_there() {
         .unwrap();
     assert_eq!(r.status(), 201);
 }
+
+/// The admin listener's base URL, from the startup line.
+fn admin_base(s: &TestServer) -> String {
+    s.startup_line
+        .split("admin API on ")
+        .nth(1)
+        .and_then(|r| r.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no admin address in: {}", s.startup_line))
+        .to_owned()
+}
+
+#[test]
+fn every_admin_request_is_audited_with_its_action_target_and_listener() {
+    // Arrange: the admin API on its own listener.
+    let s = TestServer::builder()
+        .env("PATRON_ADMIN_TOKEN", TOKEN)
+        .env("PATRON_ADMIN__LISTEN", "127.0.0.1:0")
+        .start();
+    let admin = admin_base(&s);
+    let post = |base: &str, path: &str, token: &str, body: serde_json::Value| {
+        s.http
+            .post(format!("{base}{path}"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .unwrap()
+    };
+
+    // Act and assert, one request at a time.
+    // A success on the admin listener, with the body's target.
+    assert_eq!(post(&admin, "/admin/skills", TOKEN, skill()).status(), 201);
+    let ev = s.wait_for_audit(|r| r.event == "admin.skill.put");
+    assert_eq!(ev.outcome, "success");
+    assert_eq!(ev.audience.as_deref(), Some("https://skill.example/api"));
+    assert_eq!(
+        ev.detail.as_deref(),
+        Some("admin.skill.put via admin listener")
+    );
+    // A listing (no target).
+    let r = s
+        .http
+        .get(format!("{admin}/admin/skills"))
+        .bearer_auth(TOKEN)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let ev = s.wait_for_audit(|r| r.event == "admin.skill.list");
+    assert_eq!(ev.outcome, "success");
+    // An unknown agent.
+    assert_oauth_error(
+        post(
+            &admin,
+            "/admin/agents/agt_missing/suspend",
+            TOKEN,
+            json!({}),
+        ),
+        404,
+        "invalid_request",
+    );
+    let ev = s.wait_for_audit(|r| r.event == "admin.agent.suspend");
+    assert_eq!(ev.outcome, "failure");
+    assert_eq!(ev.reason.as_deref(), Some("client_unknown"));
+    assert_eq!(ev.client_id.as_deref(), Some("agt_missing"));
+    assert_eq!(
+        ev.detail.as_deref(),
+        Some("admin.agent.suspend via admin listener")
+    );
+    // A bad body.
+    assert_oauth_error(
+        post(
+            &admin,
+            "/admin/agents/agt_x/approve",
+            TOKEN,
+            json!({"owner": "github:1", "extra": true}),
+        ),
+        400,
+        "invalid_request",
+    );
+    let ev = s.wait_for_audit(|r| r.event == "admin.agent.approve");
+    assert_eq!(ev.reason.as_deref(), Some("admin_body_invalid"));
+    assert_eq!(ev.client_id.as_deref(), Some("agt_x"));
+    // A wrong admin token names what it tried.
+    assert_oauth_error(
+        post(
+            &admin,
+            "/admin/owners/github:7/revoke-all",
+            "wrong",
+            json!({}),
+        ),
+        401,
+        "invalid_token",
+    );
+    let ev = s.wait_for_audit(|r| r.event == "admin.auth");
+    assert_eq!(ev.reason.as_deref(), Some("admin_token_invalid"));
+    assert_eq!(ev.owner_id.as_deref(), Some("github:7"));
+    assert_eq!(
+        ev.detail.as_deref(),
+        Some("admin.owner.revoke_all via admin listener")
+    );
+    // The right token on the public listener, where the admin API does not exist.
+    assert_oauth_error(
+        post(&s.base, "/admin/agents/agt_y/resume", TOKEN, json!({})),
+        404,
+        "invalid_request",
+    );
+    let ev = s.wait_for_audit(|r| {
+        r.event == "admin.auth" && r.reason.as_deref() == Some("admin_api_disabled")
+    });
+    assert_eq!(ev.client_id.as_deref(), Some("agt_y"));
+    assert_eq!(
+        ev.detail.as_deref(),
+        Some("admin.agent.resume via public listener")
+    );
+    // A path that is no admin action.
+    assert_oauth_error(
+        post(&admin, "/admin/nothing-here", TOKEN, json!({})),
+        404,
+        "invalid_request",
+    );
+    let ev = s.wait_for_audit(|r| r.event == "admin.unknown");
+    assert_eq!(ev.reason.as_deref(), Some("admin_route_unknown"));
+    assert_eq!(
+        ev.detail.as_deref(),
+        Some("/admin/nothing-here via admin listener, status 404")
+    );
+    // Every request above is one admin event.
+    let n = s.wait_for_audit_count(7, |r| r.event.starts_with("admin."));
+    assert_eq!(n, 7);
+}

@@ -8,6 +8,7 @@
 )]
 
 mod admin_api;
+mod admin_tokens;
 mod attacks;
 mod bad_input;
 mod browser;
@@ -25,6 +26,7 @@ mod management;
 mod ops;
 mod registration;
 mod replicas;
+mod reregistration;
 mod secrets;
 mod skill_policy;
 mod software_statements;

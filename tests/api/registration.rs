@@ -133,11 +133,12 @@ fn a_flood_of_open_registrations_from_one_address_is_throttled() {
         .env("PATRON_REGISTRATION__RATE_LIMIT_PER_MINUTE", "6")
         .env("PATRON_REGISTRATION__RATE_LIMIT_BURST", "3")
         .start();
-    let key = AgentKey::generate();
+    // Distinct keys: the same key again would be one renewed registration
+    // (reregistration.rs), which the limiter throttles all the same.
     for _ in 0..3 {
-        s.register_ok(&agent_metadata(&key));
+        s.register_ok(&agent_metadata(&AgentKey::generate()));
     }
-    let r = s.register(&agent_metadata(&key));
+    let r = s.register(&agent_metadata(&AgentKey::generate()));
     let retry = r.headers()["retry-after"]
         .to_str()
         .unwrap()

@@ -259,6 +259,28 @@ fn narrowing_a_skills_policy_at_one_replica_revokes_live_tokens_at_the_other() {
 }
 
 #[test]
+fn an_operators_revocation_by_jti_at_one_replica_is_seen_at_the_other_at_once() {
+    let redis = RedisServer::start();
+    let (a, b, agent) = two_replicas(Some(&redis));
+    let t = skill_token(&a, &agent);
+    assert_eq!(introspect(&b, &agent, &t)["active"], true);
+    let jti = crate::helpers::claims_of(&t)["jti"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    a.admin_ok("POST", "/admin/tokens/revoke", Some(json!({ "jti": jti })));
+    assert_eq!(introspect(&a, &agent, &t)["active"], false);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while introspect(&b, &agent, &t)["active"] == true {
+        assert!(
+            Instant::now() < deadline,
+            "b still reports the token revoked by jti active"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
 fn without_redis_a_revocation_reaches_other_replicas_through_the_database_only() {
     // The control for the test above: with the database sync once an hour and no Redis,
     // b keeps answering from what it knew.

@@ -45,7 +45,7 @@ pub use client_auth::{Authenticated, authenticate_client};
 pub use dpop::DpopNonces;
 pub use exchange::validate_issued;
 pub use introspection::introspect;
-pub use revocation::{revoke, sync_revocations};
+pub use revocation::{JtiRevocation, revoke, revoke_jti, sync_revocations};
 
 /// What the HTTP layer hands over besides the form.
 #[derive(Debug, Default)]

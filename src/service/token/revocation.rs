@@ -4,7 +4,8 @@ use super::{RequestHeaders, authenticate_client};
 use crate::audit::{AuditEvent, Outcome};
 use crate::clock::{self, UnixTime};
 use crate::endpoints;
-use crate::oauth::error::OAuthError;
+use crate::oauth::error::{ErrorKind, OAuthError};
+use crate::oauth::jti::Jti;
 use crate::oauth::token_request;
 use crate::service::Caller;
 use crate::service::peers::{self, Notice};
@@ -81,6 +82,67 @@ pub async fn revoke(
             .owner(Some(&claims.owner)),
     );
     Ok(())
+}
+
+/// What an operator's revocation by `jti` recorded.
+#[derive(Debug, serde::Serialize)]
+pub struct JtiRevocation {
+    /// The revoked `jti`.
+    pub jti: String,
+    /// Until when the revocation is kept: past it, no token with this `jti` can still be
+    /// valid.
+    pub revoked_until: UnixTime,
+}
+
+/// Revokes a token by its `jti` alone (the operator, through the admin API), so that a
+/// token seen only in an audit line can be stopped. Tokens exchanged from it stop working
+/// too (they carry it in their chain), on every replica as with [`revoke`].
+///
+/// Patron keeps no list of issued tokens, so the `jti` need not be known: it is recorded
+/// until the longest token lifetime (`keys.max_token_lifetime_secs`) plus the clock skew
+/// has passed, after which no token carrying it can be valid anyway. Revoking twice is
+/// not an error.
+pub async fn revoke_jti(
+    state: &AppState,
+    caller: &Caller,
+    unverified_jti: &str,
+) -> Result<JtiRevocation, OAuthError> {
+    let now = clock::now();
+    let result = async {
+        let jti = Jti::parse(unverified_jti)
+            .map_err(|e| OAuthError::new(ErrorKind::InvalidRequest, e.to_string(), e.reason()))?;
+        let until = now
+            + state.config.keys.max_token_lifetime_secs
+            + state.config.validation.clock_skew_secs;
+        let stored = jti.as_str().to_owned();
+        state
+            .store
+            .write(move |c| revoked_tokens::insert(c, &stored, None, until, now))
+            .await
+            .map_err(store_failure)?;
+        peers::announce(
+            state,
+            Notice::Revoked {
+                jti: jti.as_str().to_owned(),
+                exp: until,
+            },
+        )
+        .await;
+        Ok(JtiRevocation {
+            jti: jti.as_str().to_owned(),
+            revoked_until: until,
+        })
+    }
+    .await;
+    let ev = caller.audit_result("token.revoke", &result);
+    state.audit.record(match &result {
+        Ok(r) => ev.jti(&r.jti).detail(format!(
+            "by the operator, by jti, until {}",
+            r.revoked_until
+        )),
+        Err(_) => ev.detail("by the operator, by jti"),
+    });
+    result
 }
 
 /// Loads revocations recorded since `since` (by any replica) into memory; returns how many.

@@ -120,6 +120,9 @@ pub struct NewClient<'a> {
     pub updated_at: UnixTime,
     /// Expiry of an unclaimed registration.
     pub expires_at: Option<UnixTime>,
+    /// Its keys' [thumbprints](crate::jose::jwks::PublicKeySet::thumbprints),
+    /// when it has keys.
+    pub key_thumbprints: Option<&'a str>,
 }
 
 /// Inserts a registration; a duplicate id or user code is [`StoreError::Conflict`].
@@ -139,6 +142,68 @@ pub fn find(conn: &mut DbConnection, client_id: &str) -> Result<Option<ClientRow
         .first(conn)
         .optional()
         .map_err(StoreError::from_diesel)
+}
+
+/// The pending, unexpired registration made from `source_addr` with the key set whose
+/// thumbprints are `key_thumbprints`, if any (the newest, should there be several).
+pub fn find_pending_duplicate(
+    conn: &mut DbConnection,
+    key_thumbprints: &str,
+    source_addr: &str,
+    now: UnixTime,
+) -> Result<Option<ClientRow>, StoreError> {
+    clients::table
+        .filter(clients::key_thumbprints.eq(key_thumbprints))
+        .filter(clients::source_addr.eq(source_addr))
+        .filter(clients::status.eq(ClientStatus::Pending.as_str()))
+        .filter(clients::expires_at.gt(now))
+        .order(clients::created_at.desc())
+        .select(ClientRow::as_select())
+        .first(conn)
+        .optional()
+        .map_err(StoreError::from_diesel)
+}
+
+/// New credentials and metadata for a pending registration made again.
+#[derive(Debug)]
+pub struct RenewedPending<'a> {
+    /// The new request's validated metadata JSON.
+    pub metadata: &'a str,
+    /// argon2id hash of a newly issued secret, if the metadata uses one.
+    pub client_secret_hash: Option<&'a str>,
+    /// SHA-256 (hex) of the new registration access token.
+    pub registration_token_hash: &'a str,
+    /// The new user code.
+    pub user_code: &'a str,
+    /// The new end of the claim window.
+    pub expires_at: UnixTime,
+}
+
+/// Replaces a pending registration's metadata, secret, registration access token and user
+/// code (the old ones stop working). Returns whether it was still pending; a user code
+/// taken meanwhile is [`StoreError::Conflict`].
+pub fn renew_pending(
+    conn: &mut DbConnection,
+    client_id: &str,
+    renewed: &RenewedPending<'_>,
+    now: UnixTime,
+) -> Result<bool, StoreError> {
+    let n = diesel::update(
+        clients::table
+            .find(client_id)
+            .filter(clients::status.eq(ClientStatus::Pending.as_str())),
+    )
+    .set((
+        clients::metadata.eq(renewed.metadata),
+        clients::client_secret_hash.eq(renewed.client_secret_hash),
+        clients::registration_token_hash.eq(renewed.registration_token_hash),
+        clients::user_code.eq(renewed.user_code),
+        clients::expires_at.eq(renewed.expires_at),
+        clients::updated_at.eq(now),
+    ))
+    .execute(conn)
+    .map_err(StoreError::from_diesel)?;
+    Ok(n == 1)
 }
 
 /// Replaces a registration's metadata (RFC 7592 update).
@@ -177,6 +242,20 @@ pub fn replace_secret_hash(
     .execute(conn)
     .map_err(StoreError::from_diesel)?;
     Ok(n == 1)
+}
+
+/// Records the [thumbprints](crate::jose::jwks::PublicKeySet::thumbprints) of a
+/// registration's keys (`None`: it has none).
+pub fn set_key_thumbprints(
+    conn: &mut DbConnection,
+    client_id: &str,
+    key_thumbprints: Option<&str>,
+) -> Result<(), StoreError> {
+    diesel::update(clients::table.find(client_id))
+        .set(clients::key_thumbprints.eq(key_thumbprints))
+        .execute(conn)
+        .map(|_| ())
+        .map_err(StoreError::from_diesel)
 }
 
 /// Deletes a registration and (by cascade) its grants.

@@ -1,0 +1,2 @@
+DROP INDEX clients_key_thumbprints_idx;
+ALTER TABLE clients DROP COLUMN key_thumbprints;
