@@ -67,9 +67,18 @@ async fn open_redis(config: &RedisConfig) -> anyhow::Result<Option<Arc<RedisLink
         return Ok(None);
     };
     let timeout = Duration::from_millis(config.timeout_ms);
-    let link = RedisLink::open(url, &config.prefix, timeout)
+    let link = RedisLink::open(url, config.ca_file.as_deref(), &config.prefix, timeout)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot reach Redis at redis.url: {e}"))?;
+        .map_err(|e| {
+            if url.starts_with("rediss:") {
+                anyhow::anyhow!(
+                    "cannot reach Redis over TLS at redis.url: {e} (its certificate must be \
+                     signed by a CA in redis.ca_file, or by a system root when that is unset)"
+                )
+            } else {
+                anyhow::anyhow!("cannot reach Redis at redis.url: {e}")
+            }
+        })?;
     tracing::info!(prefix = %config.prefix, "replay cache and replica notices in Redis");
     Ok(Some(Arc::new(link)))
 }

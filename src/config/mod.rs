@@ -325,8 +325,11 @@ mod tests {
         let c = load(&[("PATRON_REDIS__URL", "redis://127.0.0.1:6379/2")]).unwrap();
         assert_eq!(c.redis.url.as_deref(), Some("redis://127.0.0.1:6379/2"));
         assert_eq!(c.redis.prefix, "patron:");
+        let c = load(&[("PATRON_REDIS__URL", "rediss://cache.example:6380")]).unwrap();
+        assert_eq!(c.redis.url.as_deref(), Some("rediss://cache.example:6380"));
         for bad in [
-            "rediss://cache.example",
+            "rediss://",
+            "rediss://cache.example/#insecure",
             "http://cache.example",
             "redis://",
             "cache:6379",
@@ -334,6 +337,26 @@ mod tests {
             let e = load(&[("PATRON_REDIS__URL", bad)]).unwrap_err();
             assert_eq!(e.setting, "redis.url", "{bad}");
         }
+        let ca = tempfile::NamedTempFile::new().unwrap();
+        let ca_path = ca.path().to_str().unwrap();
+        let e = load(&[
+            ("PATRON_REDIS__URL", "redis://cache.example"),
+            ("PATRON_REDIS__CA_FILE", ca_path),
+        ])
+        .unwrap_err();
+        assert_eq!(e.setting, "redis.ca_file", "a CA file without TLS");
+        let e = load(&[
+            ("PATRON_REDIS__URL", "rediss://cache.example"),
+            ("PATRON_REDIS__CA_FILE", "/nonexistent/ca.pem"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.setting, "redis.ca_file");
+        let c = load(&[
+            ("PATRON_REDIS__URL", "rediss://cache.example"),
+            ("PATRON_REDIS__CA_FILE", ca_path),
+        ])
+        .unwrap();
+        assert_eq!(c.redis.ca_file.as_deref(), Some(ca.path()));
         let e = load(&[("PATRON_REDIS__PREFIX", "a b")]).unwrap_err();
         assert_eq!(e.setting, "redis.prefix");
         let e = load(&[("PATRON_REDIS__TIMEOUT_MS", "0")]).unwrap_err();

@@ -34,6 +34,7 @@ pub(super) struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRedis {
     pub(super) url: Option<String>,
+    pub(super) ca_file: Option<PathBuf>,
     pub(super) prefix: String,
     pub(super) timeout_ms: u64,
 }
@@ -243,6 +244,7 @@ impl Default for RawConfig {
             },
             redis: RawRedis {
                 url: None,
+                ca_file: None,
                 prefix: "patron:".into(),
                 timeout_ms: 500,
             },

@@ -2,6 +2,7 @@
 //! the Redis server shared by replicas.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use url::Url;
 
@@ -23,10 +24,13 @@ pub struct AuditConfig {
 /// DPoP proof `jti`s) and notices of revocations and changed clients.
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
-    /// `redis://host:port/db`. Unset: identifiers are remembered in this process's memory,
-    /// which protects one replica only, and other replicas learn of changes from the
-    /// database within a second.
+    /// `redis://host:port/db`, or `rediss://…` for TLS. Unset: identifiers are remembered
+    /// in this process's memory, which protects one replica only, and other replicas learn
+    /// of changes from the database within a second.
     pub url: Option<String>,
+    /// PEM file of the CA certificates that sign the Redis server's certificate (`rediss://`
+    /// only); unset: the operating system's roots.
+    pub ca_file: Option<PathBuf>,
     /// Prefix of every key and channel Patron uses in Redis.
     pub prefix: String,
     /// Longest wait for Redis before a request is refused (`temporarily_unavailable`).
@@ -143,16 +147,38 @@ pub(super) fn validate_audit(raw: &RawAudit) -> Result<AuditConfig, ConfigError>
     })
 }
 
-/// Validates `[redis]`: a `redis://` URL if set, a short prefix without spaces, a timeout
-/// of 10 ms to 10 s.
+/// Validates `[redis]`: a `redis://` or `rediss://` URL if set (no fragment: the redis
+/// crate reads `#insecure` as "skip certificate checks"), a CA file only for `rediss://`,
+/// a short prefix without spaces, a timeout of 10 ms to 10 s.
 pub(super) fn validate_redis(raw: &RawRedis) -> Result<RedisConfig, ConfigError> {
-    if let Some(url) = &raw.url {
-        let parsed = Url::parse(url)
-            .map_err(|e| ConfigError::new("redis.url", format!("not a URL: {e}")))?;
-        if parsed.scheme() != "redis" || parsed.host_str().is_none() {
+    let tls = match &raw.url {
+        None => false,
+        Some(url) => {
+            let parsed = Url::parse(url)
+                .map_err(|e| ConfigError::new("redis.url", format!("not a URL: {e}")))?;
+            if !matches!(parsed.scheme(), "redis" | "rediss")
+                || parsed.host_str().is_none_or(str::is_empty)
+                || parsed.fragment().is_some()
+            {
+                return Err(ConfigError::new(
+                    "redis.url",
+                    "must be a redis://host[:port][/db] or rediss://host[:port][/db] URL",
+                ));
+            }
+            parsed.scheme() == "rediss"
+        }
+    };
+    if let Some(ca) = &raw.ca_file {
+        if !tls {
             return Err(ConfigError::new(
-                "redis.url",
-                "must be a redis://host[:port][/db] URL (TLS to Redis is not supported)",
+                "redis.ca_file",
+                "needs a rediss:// redis.url (TLS)",
+            ));
+        }
+        if !ca.is_file() {
+            return Err(ConfigError::new(
+                "redis.ca_file",
+                format!("{} is not a readable file", ca.display()),
             ));
         }
     }
@@ -170,6 +196,7 @@ pub(super) fn validate_redis(raw: &RawRedis) -> Result<RedisConfig, ConfigError>
     }
     Ok(RedisConfig {
         url: raw.url.clone(),
+        ca_file: raw.ca_file.clone(),
         prefix: raw.prefix.clone(),
         timeout_ms: raw.timeout_ms,
     })

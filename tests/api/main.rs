@@ -24,6 +24,7 @@ mod mail;
 mod management;
 mod ops;
 mod registration;
+mod redis_tls;
 mod replicas;
 mod software_statements;
 mod tokens;
