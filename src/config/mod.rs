@@ -35,7 +35,7 @@ pub use database::{Backend, DatabaseUrl};
 pub use keys::{KeyEncryptionKeySource, KeysConfig};
 pub use mail::{MailConfig, MailTransport, SmtpTls};
 pub use registration::{OutboundConfig, Publisher, RegistrationConfig, SoftwareStatementConfig};
-pub use server::{AuditConfig, RedisConfig, issuer_string};
+pub use server::{AuditConfig, AuditExport, RedisConfig, issuer_string};
 pub use tokens::{TokensConfig, ValidationConfig};
 
 use raw::RawConfig;
@@ -316,6 +316,40 @@ mod tests {
         assert_eq!(e.setting, "keys.algorithm");
         let e = load(&[("PATRON_KEY_ENCRYPTION_KEY", "c2hvcnQ=")]).unwrap_err();
         assert_eq!(e.setting, "keys.encryption_key");
+    }
+
+    #[test]
+    fn audit_retention_and_export_are_validated() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.audit.retention_days, Some(90));
+        assert_eq!(c.audit.export, None);
+        let c = load(&[
+            ("PATRON_AUDIT__RETENTION_DAYS", "0"),
+            ("PATRON_AUDIT__EXPORT", "stdout"),
+        ])
+        .unwrap();
+        assert_eq!(c.audit.retention_days, None, "0 keeps events forever");
+        assert_eq!(c.audit.export, Some(AuditExport::Stdout));
+        let c = load(&[("PATRON_AUDIT__EXPORT", "/var/log/patron/audit.jsonl")]).unwrap();
+        assert_eq!(
+            c.audit.export,
+            Some(AuditExport::File("/var/log/patron/audit.jsonl".into()))
+        );
+        for (k, v, setting) in [
+            (
+                "PATRON_AUDIT__RETENTION_DAYS",
+                "40000",
+                "audit.retention_days",
+            ),
+            (
+                "PATRON_AUDIT__RETENTION_SWEEP_SECS",
+                "0",
+                "audit.retention_sweep_secs",
+            ),
+            ("PATRON_AUDIT__EXPORT", " ", "audit.export"),
+        ] {
+            assert_eq!(load(&[(k, v)]).unwrap_err().setting, setting, "{k}={v}");
+        }
     }
 
     #[test]

@@ -126,6 +126,9 @@ pub(super) struct RawAudit {
     pub(super) flush_interval_ms: u64,
     pub(super) batch_size: usize,
     pub(super) queue_capacity: usize,
+    pub(super) retention_days: u64,
+    pub(super) retention_sweep_secs: u64,
+    pub(super) export: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -211,6 +214,9 @@ impl Default for RawConfig {
                 flush_interval_ms: 200,
                 batch_size: 500,
                 queue_capacity: 100_000,
+                retention_days: 90,
+                retention_sweep_secs: 3600,
+                export: None,
             },
             console: RawConsole {
                 development_login: false,

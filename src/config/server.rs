@@ -10,7 +10,7 @@ use super::raw::{RawAdmin, RawAudit, RawRedis};
 use super::{ConfigError, SecretString};
 
 /// Audit writer settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct AuditConfig {
     /// Longest time an event waits in memory before it is written.
     pub flush_interval_ms: u64,
@@ -18,6 +18,21 @@ pub struct AuditConfig {
     pub batch_size: usize,
     /// Events held in memory before new ones are dropped (and counted).
     pub queue_capacity: usize,
+    /// Events older than this many days are deleted; `None` keeps them forever.
+    pub retention_days: Option<u64>,
+    /// How often events past the retention are looked for.
+    pub retention_sweep_secs: u64,
+    /// Where every written event is also streamed as a JSON line, if anywhere.
+    pub export: Option<AuditExport>,
+}
+
+/// A stream of audit events as JSON lines, for a SIEM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditExport {
+    /// Standard output (logs go to standard error).
+    Stdout,
+    /// A file, appended to (created if missing).
+    File(PathBuf),
 }
 
 /// A Redis server shared by all replicas: single-use identifiers (client assertion and
@@ -132,7 +147,9 @@ pub(super) fn validate_admin(raw: &RawAdmin) -> Result<AdminSettings, ConfigErro
     Ok(AdminSettings { token, listen })
 }
 
-/// Validates `[audit]`: batches and queue hold at least one event.
+/// Validates `[audit]`: batches and queue hold at least one event, the retention is at
+/// most 100 years (0: forever), the sweep runs every 1 s to 1 day, and `export` is `stdout`
+/// or a file path.
 pub(super) fn validate_audit(raw: &RawAudit) -> Result<AuditConfig, ConfigError> {
     if raw.batch_size == 0 || raw.queue_capacity == 0 {
         return Err(ConfigError::new(
@@ -140,10 +157,31 @@ pub(super) fn validate_audit(raw: &RawAudit) -> Result<AuditConfig, ConfigError>
             "batch_size and queue_capacity must be greater than zero",
         ));
     }
+    if raw.retention_days > 36_500 {
+        return Err(ConfigError::new(
+            "audit.retention_days",
+            "must be at most 36500 (0 keeps events forever)",
+        ));
+    }
+    if !(1..=86_400).contains(&raw.retention_sweep_secs) {
+        return Err(ConfigError::new(
+            "audit.retention_sweep_secs",
+            "must be between 1 and 86400",
+        ));
+    }
+    let export = match raw.export.as_deref().map(str::trim) {
+        None => None,
+        Some("") => return Err(ConfigError::new("audit.export", "`stdout` or a file path")),
+        Some("stdout") => Some(AuditExport::Stdout),
+        Some(path) => Some(AuditExport::File(PathBuf::from(path))),
+    };
     Ok(AuditConfig {
         flush_interval_ms: raw.flush_interval_ms.max(1),
         batch_size: raw.batch_size,
         queue_capacity: raw.queue_capacity,
+        retention_days: (raw.retention_days > 0).then_some(raw.retention_days),
+        retention_sweep_secs: raw.retention_sweep_secs,
+        export,
     })
 }
 

@@ -9,6 +9,7 @@
 
 mod admin_api;
 mod attacks;
+mod audit_history;
 mod bad_input;
 mod browser;
 mod console;
@@ -23,8 +24,8 @@ mod keys;
 mod mail;
 mod management;
 mod ops;
-mod registration;
 mod redis_tls;
+mod registration;
 mod replicas;
 mod software_statements;
 mod tokens;
