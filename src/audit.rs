@@ -9,16 +9,29 @@
 //! queue holds `audit.queue_capacity` events (the database is down or too slow), new events
 //! are dropped and counted in `patron_audit_events_dropped_total`, so a slow database
 //! never blocks requests.
+//!
+//! # Export
+//!
+//! With `audit.export`, the writer thread also appends each committed event as one JSON
+//! line to standard output or a file (for a SIEM), after its batch commits and off the
+//! request path. Events hold no secrets or tokens, so neither do the lines.
+//!
+//! # Retention
+//!
+//! [`sweep_expired`] deletes events older than `audit.retention_days` in small batches,
+//! each its own short transaction, so the writer and requests never wait long for it.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
+
 use crate::clock::{self, UnixTime};
-use crate::config::AuditConfig;
+use crate::config::{AuditConfig, AuditExport};
 use crate::metrics::Metrics;
 use crate::store::models::audit_events::{self, NewAuditEvent};
-use crate::store::{ConnectionManager, DbConnection};
+use crate::store::{ConnectionManager, DbConnection, Store, StoreError};
 
 /// Outcome of an audited action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,15 +166,16 @@ impl AuditLog {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
         let conn = manager.establish()?;
+        let export = Exporter::open(config.export.as_ref())?;
         let queue = Arc::new(Queue {
             state: Mutex::new(QueueState::default()),
             wake: Condvar::new(),
             flushed: Condvar::new(),
         });
-        let (q, m) = (queue.clone(), metrics.clone());
+        let (q, m, c) = (queue.clone(), metrics.clone(), config.clone());
         std::thread::Builder::new()
             .name("patron-audit".into())
-            .spawn(move || writer_loop(manager, conn, q, config, m))?;
+            .spawn(move || writer_loop(manager, conn, q, c, m, export))?;
         Ok(Self {
             queue,
             config,
@@ -224,11 +238,126 @@ impl AuditLog {
     }
 }
 
+/// Where committed events are streamed as JSON lines (`audit.export`).
+enum Exporter {
+    None,
+    Stdout,
+    File(std::io::BufWriter<std::fs::File>),
+}
+
+/// One exported event. The same fields as the table; none holds a secret.
+#[derive(serde::Serialize)]
+struct ExportLine<'a> {
+    at: UnixTime,
+    time: String,
+    event: &'a str,
+    outcome: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    audience: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jti: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source_addr: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
+}
+
+impl<'a> From<&'a NewAuditEvent> for ExportLine<'a> {
+    fn from(e: &'a NewAuditEvent) -> Self {
+        Self {
+            at: e.at,
+            time: clock::rfc3339(e.at),
+            event: &e.event,
+            outcome: &e.outcome,
+            reason: e.reason.as_deref(),
+            client_id: e.client_id.as_deref(),
+            owner_id: e.owner_id.as_deref(),
+            audience: e.audience.as_deref(),
+            jti: e.jti.as_deref(),
+            source_addr: e.source_addr.as_deref(),
+            request_id: e.request_id.as_deref(),
+            detail: e.detail.as_deref(),
+        }
+    }
+}
+
+impl Exporter {
+    /// Opens the export target; a file is created if missing and appended to.
+    fn open(export: Option<&AuditExport>) -> anyhow::Result<Self> {
+        Ok(match export {
+            None => Self::None,
+            Some(AuditExport::Stdout) => Self::Stdout,
+            Some(AuditExport::File(path)) => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("cannot open audit.export {}", path.display()))?;
+                Self::File(std::io::BufWriter::new(file))
+            }
+        })
+    }
+
+    /// Writes one line per event and flushes. A failed write is logged, not retried: the
+    /// events are in the database either way.
+    fn write(&mut self, events: &[NewAuditEvent]) {
+        let result = match self {
+            Self::None => return,
+            Self::Stdout => write_lines(&mut std::io::stdout().lock(), events),
+            Self::File(f) => write_lines(f, events),
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, events = events.len(), "audit export failed");
+        }
+    }
+}
+
+fn write_lines(out: &mut impl std::io::Write, events: &[NewAuditEvent]) -> std::io::Result<()> {
+    for e in events {
+        serde_json::to_writer(&mut *out, &ExportLine::from(e))?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()
+}
+
+/// How many events one retention transaction deletes at most.
+const SWEEP_BATCH: i64 = 500;
+
+/// Deletes the events older than `retention_days` before `now`, batch by batch, pausing
+/// between batches so that other writers go first. Returns how many were deleted.
+pub async fn sweep_expired(
+    store: &Store,
+    retention_days: u64,
+    now: UnixTime,
+) -> Result<usize, StoreError> {
+    let before = now.saturating_sub((retention_days as i64).saturating_mul(86_400));
+    let mut deleted = 0;
+    loop {
+        let n = store
+            .write(move |c| audit_events::delete_before(c, before, SWEEP_BATCH))
+            .await?;
+        deleted += n;
+        if (n as i64) < SWEEP_BATCH {
+            return Ok(deleted);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn write_batch(
     manager: &ConnectionManager,
     conn: &mut DbConnection,
     batch: &mut Vec<NewAuditEvent>,
     metrics: &Metrics,
+    export: &mut Exporter,
 ) {
     if batch.is_empty() {
         return;
@@ -241,6 +370,7 @@ fn write_batch(
                 let n = batch.len() as u64;
                 metrics.audit_written.fetch_add(n, Ordering::Relaxed);
                 metrics.audit_queued.fetch_sub(n, Ordering::Relaxed);
+                export.write(batch);
                 batch.clear();
                 return;
             }
@@ -268,6 +398,7 @@ fn writer_loop(
     queue: Arc<Queue>,
     config: AuditConfig,
     metrics: Arc<Metrics>,
+    mut export: Exporter,
 ) {
     let interval = Duration::from_millis(config.flush_interval_ms);
     let mut batch: Vec<NewAuditEvent> = Vec::with_capacity(config.batch_size);
@@ -289,7 +420,7 @@ fn writer_loop(
             std::mem::swap(&mut batch, &mut st.events);
             (st.flush_requests, st.stopped)
         };
-        write_batch(&manager, &mut conn, &mut batch, &metrics);
+        write_batch(&manager, &mut conn, &mut batch, &metrics, &mut export);
         if let Ok(mut st) = queue.state.lock() {
             if st.flushes_done < flush_target {
                 st.flushes_done = flush_target;

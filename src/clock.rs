@@ -42,6 +42,14 @@ pub fn utc_second(t: UnixTime) -> String {
     )
 }
 
+/// `t` as RFC 3339 in UTC (`2026-11-28T10:03:07Z`), as exported audit events show times.
+pub fn rfc3339(t: UnixTime) -> String {
+    utc(
+        t,
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z"),
+    )
+}
+
 /// Formats `t` in UTC. Times beyond the years ±9999 have no calendar form here; they are
 /// shown as plain Unix seconds rather than failing a page or an e-mail.
 fn utc(t: UnixTime, format: &[BorrowedFormatItem<'_>]) -> String {
@@ -68,6 +76,11 @@ mod tests {
         assert_eq!(utc_second(951_782_400), "2000-02-29 00:00:00 UTC");
         assert_eq!(utc_second(1_795_860_187), "2026-11-28 10:03:07 UTC");
         assert_eq!(utc_second(-1), "1969-12-31 23:59:59 UTC");
+    }
+
+    #[test]
+    fn export_times_are_rfc3339() {
+        assert_eq!(rfc3339(1_795_860_187), "2026-11-28T10:03:07Z");
     }
 
     #[test]

@@ -67,9 +67,18 @@ async fn open_redis(config: &RedisConfig) -> anyhow::Result<Option<Arc<RedisLink
         return Ok(None);
     };
     let timeout = Duration::from_millis(config.timeout_ms);
-    let link = RedisLink::open(url, &config.prefix, timeout)
+    let link = RedisLink::open(url, config.ca_file.as_deref(), &config.prefix, timeout)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot reach Redis at redis.url: {e}"))?;
+        .map_err(|e| {
+            if url.starts_with("rediss:") {
+                anyhow::anyhow!(
+                    "cannot reach Redis over TLS at redis.url: {e} (its certificate must be \
+                     signed by a CA in redis.ca_file, or by a system root when that is unset)"
+                )
+            } else {
+                anyhow::anyhow!("cannot reach Redis at redis.url: {e}")
+            }
+        })?;
     tracing::info!(prefix = %config.prefix, "replay cache and replica notices in Redis");
     Ok(Some(Arc::new(link)))
 }
@@ -121,7 +130,7 @@ impl Application {
         let metrics = Arc::new(Metrics::default());
         let audit = AuditLog::start(
             ConnectionManager::new(config.database_url.clone()),
-            config.audit,
+            config.audit.clone(),
             metrics.clone(),
         )?;
         let publishers = TrustedPublishers::new(
@@ -248,6 +257,7 @@ impl Application {
         let state = self.state.clone();
         let keys_task = actix_web::rt::spawn(refresh_keys(state.clone()));
         let purge_task = actix_web::rt::spawn(purge_pending(state.clone()));
+        let retention_task = actix_web::rt::spawn(audit_retention(state.clone()));
         let revocation_task = actix_web::rt::spawn(sync_revocations(state.clone()));
         let digest_task = actix_web::rt::spawn(suspicion_digests(state.clone()));
         let notices_task = actix_web::rt::spawn(peers::listen(state.clone()));
@@ -255,6 +265,7 @@ impl Application {
         let result = self.server.await;
         keys_task.abort();
         purge_task.abort();
+        retention_task.abort();
         revocation_task.abort();
         digest_task.abort();
         notices_task.abort();
@@ -309,6 +320,24 @@ async fn purge_pending(state: web::Data<AppState>) {
             .await
         {
             tracing::error!(error = %e, "purging stale logins and sessions failed");
+        }
+    }
+}
+
+/// Deletes audit events past `audit.retention_days` every `audit.retention_sweep_secs`
+/// (never, when events are kept forever).
+async fn audit_retention(state: web::Data<AppState>) {
+    let Some(days) = state.config.audit.retention_days else {
+        return;
+    };
+    let every = Duration::from_secs(state.config.audit.retention_sweep_secs);
+    let mut tick = actix_web::rt::time::interval(every);
+    loop {
+        tick.tick().await;
+        match crate::audit::sweep_expired(&state.store, days, clock::now()).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, days, "deleted audit events past retention"),
+            Err(e) => tracing::error!(error = %e, "deleting old audit events failed"),
         }
     }
 }

@@ -35,7 +35,9 @@ pub use database::{Backend, DatabaseUrl};
 pub use keys::{KeyEncryptionKeySource, KeysConfig};
 pub use mail::{MailConfig, MailTransport, SmtpTls};
 pub use registration::{OutboundConfig, Publisher, RegistrationConfig, SoftwareStatementConfig};
-pub use server::{ADMIN_TOKEN_MIN_LEN, AdminToken, AuditConfig, RedisConfig, issuer_string};
+pub use server::{
+    ADMIN_TOKEN_MIN_LEN, AdminToken, AuditConfig, AuditExport, RedisConfig, issuer_string,
+};
 pub use tokens::{TokensConfig, ValidationConfig};
 
 use raw::RawConfig;
@@ -346,14 +348,51 @@ mod tests {
     }
 
     #[test]
+    fn audit_retention_and_export_are_validated() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.audit.retention_days, Some(90));
+        assert_eq!(c.audit.export, None);
+        let c = load(&[
+            ("PATRON_AUDIT__RETENTION_DAYS", "0"),
+            ("PATRON_AUDIT__EXPORT", "stdout"),
+        ])
+        .unwrap();
+        assert_eq!(c.audit.retention_days, None, "0 keeps events forever");
+        assert_eq!(c.audit.export, Some(AuditExport::Stdout));
+        let c = load(&[("PATRON_AUDIT__EXPORT", "/var/log/patron/audit.jsonl")]).unwrap();
+        assert_eq!(
+            c.audit.export,
+            Some(AuditExport::File("/var/log/patron/audit.jsonl".into()))
+        );
+        for (k, v, setting) in [
+            (
+                "PATRON_AUDIT__RETENTION_DAYS",
+                "40000",
+                "audit.retention_days",
+            ),
+            (
+                "PATRON_AUDIT__RETENTION_SWEEP_SECS",
+                "0",
+                "audit.retention_sweep_secs",
+            ),
+            ("PATRON_AUDIT__EXPORT", " ", "audit.export"),
+        ] {
+            assert_eq!(load(&[(k, v)]).unwrap_err().setting, setting, "{k}={v}");
+        }
+    }
+
+    #[test]
     fn the_shared_redis_is_validated() {
         let c = load(&[]).unwrap();
         assert!(c.redis.url.is_none(), "memory by default");
         let c = load(&[("PATRON_REDIS__URL", "redis://127.0.0.1:6379/2")]).unwrap();
         assert_eq!(c.redis.url.as_deref(), Some("redis://127.0.0.1:6379/2"));
         assert_eq!(c.redis.prefix, "patron:");
+        let c = load(&[("PATRON_REDIS__URL", "rediss://cache.example:6380")]).unwrap();
+        assert_eq!(c.redis.url.as_deref(), Some("rediss://cache.example:6380"));
         for bad in [
-            "rediss://cache.example",
+            "rediss://",
+            "rediss://cache.example/#insecure",
             "http://cache.example",
             "redis://",
             "cache:6379",
@@ -361,6 +400,26 @@ mod tests {
             let e = load(&[("PATRON_REDIS__URL", bad)]).unwrap_err();
             assert_eq!(e.setting, "redis.url", "{bad}");
         }
+        let ca = tempfile::NamedTempFile::new().unwrap();
+        let ca_path = ca.path().to_str().unwrap();
+        let e = load(&[
+            ("PATRON_REDIS__URL", "redis://cache.example"),
+            ("PATRON_REDIS__CA_FILE", ca_path),
+        ])
+        .unwrap_err();
+        assert_eq!(e.setting, "redis.ca_file", "a CA file without TLS");
+        let e = load(&[
+            ("PATRON_REDIS__URL", "rediss://cache.example"),
+            ("PATRON_REDIS__CA_FILE", "/nonexistent/ca.pem"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.setting, "redis.ca_file");
+        let c = load(&[
+            ("PATRON_REDIS__URL", "rediss://cache.example"),
+            ("PATRON_REDIS__CA_FILE", ca_path),
+        ])
+        .unwrap();
+        assert_eq!(c.redis.ca_file.as_deref(), Some(ca.path()));
         let e = load(&[("PATRON_REDIS__PREFIX", "a b")]).unwrap_err();
         assert_eq!(e.setting, "redis.prefix");
         let e = load(&[("PATRON_REDIS__TIMEOUT_MS", "0")]).unwrap_err();

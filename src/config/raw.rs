@@ -34,6 +34,7 @@ pub(super) struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRedis {
     pub(super) url: Option<String>,
+    pub(super) ca_file: Option<PathBuf>,
     pub(super) prefix: String,
     pub(super) timeout_ms: u64,
 }
@@ -127,6 +128,9 @@ pub(super) struct RawAudit {
     pub(super) flush_interval_ms: u64,
     pub(super) batch_size: usize,
     pub(super) queue_capacity: usize,
+    pub(super) retention_days: u64,
+    pub(super) retention_sweep_secs: u64,
+    pub(super) export: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -213,6 +217,9 @@ impl Default for RawConfig {
                 flush_interval_ms: 200,
                 batch_size: 500,
                 queue_capacity: 100_000,
+                retention_days: 90,
+                retention_sweep_secs: 3600,
+                export: None,
             },
             console: RawConsole {
                 development_login: None,
@@ -249,6 +256,7 @@ impl Default for RawConfig {
             },
             redis: RawRedis {
                 url: None,
+                ca_file: None,
                 prefix: "patron:".into(),
                 timeout_ms: 500,
             },

@@ -2,6 +2,7 @@
 //! the Redis server shared by replicas.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use url::Url;
 
@@ -9,7 +10,7 @@ use super::raw::{RawAdmin, RawAudit, RawRedis};
 use super::{ConfigError, SecretString};
 
 /// Audit writer settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct AuditConfig {
     /// Longest time an event waits in memory before it is written.
     pub flush_interval_ms: u64,
@@ -17,16 +18,34 @@ pub struct AuditConfig {
     pub batch_size: usize,
     /// Events held in memory before new ones are dropped (and counted).
     pub queue_capacity: usize,
+    /// Events older than this many days are deleted; `None` keeps them forever.
+    pub retention_days: Option<u64>,
+    /// How often events past the retention are looked for.
+    pub retention_sweep_secs: u64,
+    /// Where every written event is also streamed as a JSON line, if anywhere.
+    pub export: Option<AuditExport>,
+}
+
+/// A stream of audit events as JSON lines, for a SIEM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditExport {
+    /// Standard output (logs go to standard error).
+    Stdout,
+    /// A file, appended to (created if missing).
+    File(PathBuf),
 }
 
 /// A Redis server shared by all replicas: single-use identifiers (client assertion and
 /// DPoP proof `jti`s) and notices of revocations and changed clients.
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
-    /// `redis://host:port/db`. Unset: identifiers are remembered in this process's memory,
-    /// which protects one replica only, and other replicas learn of changes from the
-    /// database within a second.
+    /// `redis://host:port/db`, or `rediss://…` for TLS. Unset: identifiers are remembered
+    /// in this process's memory, which protects one replica only, and other replicas learn
+    /// of changes from the database within a second.
     pub url: Option<String>,
+    /// PEM file of the CA certificates that sign the Redis server's certificate (`rediss://`
+    /// only); unset: the operating system's roots.
+    pub ca_file: Option<PathBuf>,
     /// Prefix of every key and channel Patron uses in Redis.
     pub prefix: String,
     /// Longest wait for Redis before a request is refused (`temporarily_unavailable`).
@@ -156,7 +175,9 @@ pub(super) fn validate_admin(raw: &RawAdmin) -> Result<AdminSettings, ConfigErro
     Ok(AdminSettings { token, listen })
 }
 
-/// Validates `[audit]`: batches and queue hold at least one event.
+/// Validates `[audit]`: batches and queue hold at least one event, the retention is at
+/// most 100 years (0: forever), the sweep runs every 1 s to 1 day, and `export` is `stdout`
+/// or a file path.
 pub(super) fn validate_audit(raw: &RawAudit) -> Result<AuditConfig, ConfigError> {
     if raw.batch_size == 0 || raw.queue_capacity == 0 {
         return Err(ConfigError::new(
@@ -164,23 +185,66 @@ pub(super) fn validate_audit(raw: &RawAudit) -> Result<AuditConfig, ConfigError>
             "batch_size and queue_capacity must be greater than zero",
         ));
     }
+    if raw.retention_days > 36_500 {
+        return Err(ConfigError::new(
+            "audit.retention_days",
+            "must be at most 36500 (0 keeps events forever)",
+        ));
+    }
+    if !(1..=86_400).contains(&raw.retention_sweep_secs) {
+        return Err(ConfigError::new(
+            "audit.retention_sweep_secs",
+            "must be between 1 and 86400",
+        ));
+    }
+    let export = match raw.export.as_deref().map(str::trim) {
+        None => None,
+        Some("") => return Err(ConfigError::new("audit.export", "`stdout` or a file path")),
+        Some("stdout") => Some(AuditExport::Stdout),
+        Some(path) => Some(AuditExport::File(PathBuf::from(path))),
+    };
     Ok(AuditConfig {
         flush_interval_ms: raw.flush_interval_ms.max(1),
         batch_size: raw.batch_size,
         queue_capacity: raw.queue_capacity,
+        retention_days: (raw.retention_days > 0).then_some(raw.retention_days),
+        retention_sweep_secs: raw.retention_sweep_secs,
+        export,
     })
 }
 
-/// Validates `[redis]`: a `redis://` URL if set, a short prefix without spaces, a timeout
-/// of 10 ms to 10 s.
+/// Validates `[redis]`: a `redis://` or `rediss://` URL if set (no fragment: the redis
+/// crate reads `#insecure` as "skip certificate checks"), a CA file only for `rediss://`,
+/// a short prefix without spaces, a timeout of 10 ms to 10 s.
 pub(super) fn validate_redis(raw: &RawRedis) -> Result<RedisConfig, ConfigError> {
-    if let Some(url) = &raw.url {
-        let parsed = Url::parse(url)
-            .map_err(|e| ConfigError::new("redis.url", format!("not a URL: {e}")))?;
-        if parsed.scheme() != "redis" || parsed.host_str().is_none() {
+    let tls = match &raw.url {
+        None => false,
+        Some(url) => {
+            let parsed = Url::parse(url)
+                .map_err(|e| ConfigError::new("redis.url", format!("not a URL: {e}")))?;
+            if !matches!(parsed.scheme(), "redis" | "rediss")
+                || parsed.host_str().is_none_or(str::is_empty)
+                || parsed.fragment().is_some()
+            {
+                return Err(ConfigError::new(
+                    "redis.url",
+                    "must be a redis://host[:port][/db] or rediss://host[:port][/db] URL",
+                ));
+            }
+            parsed.scheme() == "rediss"
+        }
+    };
+    if let Some(ca) = &raw.ca_file {
+        if !tls {
             return Err(ConfigError::new(
-                "redis.url",
-                "must be a redis://host[:port][/db] URL (TLS to Redis is not supported)",
+                "redis.ca_file",
+                "needs a rediss:// redis.url (TLS)",
+            ));
+        }
+        if !ca.is_file() {
+            return Err(ConfigError::new(
+                "redis.ca_file",
+                format!("{} is not a readable file", ca.display()),
             ));
         }
     }
@@ -198,6 +262,7 @@ pub(super) fn validate_redis(raw: &RawRedis) -> Result<RedisConfig, ConfigError>
     }
     Ok(RedisConfig {
         url: raw.url.clone(),
+        ca_file: raw.ca_file.clone(),
         prefix: raw.prefix.clone(),
         timeout_ms: raw.timeout_ms,
     })

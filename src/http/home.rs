@@ -18,7 +18,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub struct Chrome {
     /// Development mode banner.
     pub development: bool,
-    /// The logged-in owner.
+    /// The logged-in owner as the header names them: name, else e-mail address, else id.
     pub owner: Option<String>,
     /// CSRF token for the logout form.
     pub csrf: String,

@@ -384,20 +384,24 @@ pub struct AgentView {
     pub row: ClientRow,
     /// Its grants.
     pub grants: Vec<GrantRow>,
-    /// Recent audit events about it.
+    /// One page of the audit events about it, newest first.
     pub events: Vec<AuditEventRow>,
+    /// The cursor of the next older page (`before`), when there are older events.
+    pub older: Option<i64>,
     /// Token outcomes of the last 24 hours: (when, `success` or `failure`).
     pub token_outcomes: Vec<(UnixTime, String)>,
 }
 
-/// How many recent audit events an agent's view shows.
+/// How many audit events one page of an agent's view shows.
 const VIEW_EVENTS: i64 = 50;
 
-/// One agent, if `actor` may see it (a foreign agent is indistinguishable from none).
+/// One agent, if `actor` may see it (a foreign agent is indistinguishable from none), with
+/// the page of its audit events older than the event id `before` (the newest without).
 pub async fn view(
     state: &AppState,
     actor: Actor<'_>,
     client_id: &str,
+    before: Option<i64>,
 ) -> Result<AgentView, OAuthError> {
     let cid = client_id.to_owned();
     let since = clock::now() - 86_400;
@@ -407,9 +411,18 @@ pub async fn view(
             let Some(row) = clients::find(c, &cid)? else {
                 return Ok(None);
             };
+            // One more than a page tells whether an older page exists.
+            let mut events = audit_events::page_for_client(c, &cid, before, VIEW_EVENTS + 1)?;
+            let older = if events.len() as i64 > VIEW_EVENTS {
+                events.truncate(VIEW_EVENTS as usize);
+                events.last().map(|e| e.id)
+            } else {
+                None
+            };
             Ok::<_, StoreError>(Some(AgentView {
                 grants: grants::for_client(c, &cid)?,
-                events: audit_events::recent_for_client(c, &cid, VIEW_EVENTS)?,
+                events,
+                older,
                 token_outcomes: audit_events::token_outcomes_since(c, &cid, since)?,
                 row,
             }))

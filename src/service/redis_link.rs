@@ -4,8 +4,12 @@
 //! then runs on the thread that sends the commands, instead of every command waking another
 //! thread and back (which cost more than the round trip itself). Connections reconnect by
 //! themselves after Redis restarts. Every command is bounded by `redis.timeout_ms`.
+//!
+//! `rediss://` URLs speak TLS (rustls), checking the server's certificate and host name
+//! against `redis.ca_file` when set, else against the operating system's roots.
 
 use std::cell::RefCell;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -27,16 +31,51 @@ thread_local! {
 }
 
 impl RedisLink {
-    /// Connects to `url` and checks it answers a `PING` within `timeout`.
-    pub async fn open(url: &str, prefix: &str, timeout: Duration) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    /// Connects to `url` and checks it answers a `PING` within `timeout`. `ca_file` (PEM)
+    /// replaces the system roots for a `rediss://` URL.
+    pub async fn open(
+        url: &str,
+        ca_file: Option<&Path>,
+        prefix: &str,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        let client = match ca_file {
+            None => redis::Client::open(url),
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("cannot read redis.ca_file {}: {e}", path.display()))?;
+                redis::Client::build_with_tls(
+                    url,
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(pem),
+                    },
+                )
+            }
+        }
+        .map_err(|e| e.to_string())?;
         let link = Self {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             client,
             prefix: prefix.to_owned(),
             timeout,
         };
-        let pong: String = link.query(redis::cmd("PING")).await?;
+        // One direct connection first: the connection manager would retry a refused TLS
+        // handshake until the timeout and report only that, not why.
+        let ping = async {
+            let mut conn = link
+                .client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(|e| e.to_string())?;
+            redis::cmd("PING")
+                .query_async::<String>(&mut conn)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        let pong = tokio::time::timeout(timeout, ping)
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {} ms", timeout.as_millis())))?;
         if pong != "PONG" {
             return Err(format!("unexpected answer to PING: {pong}"));
         }

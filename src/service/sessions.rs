@@ -8,7 +8,7 @@ use crate::oauth::error::OAuthError;
 use crate::oauth::ids::OwnerId;
 use crate::service::{Actor, Caller, store_failure};
 use crate::state::AppState;
-use crate::store::models::sessions::{self, SessionRow};
+use crate::store::models::sessions::{self, SessionOwner, SessionRow};
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "patron_session";
@@ -22,6 +22,8 @@ pub struct Session {
     pub id_hash: String,
     /// The owner.
     pub owner_id: OwnerId,
+    /// How the page header names the owner: their name, else e-mail address, else id.
+    pub owner_label: String,
     /// CSRF token for this session's forms.
     pub csrf_token: String,
     /// Whether the owner is an admin.
@@ -70,7 +72,7 @@ pub async fn find(state: &AppState, cookie: &str) -> Result<Option<Session>, OAu
     }
     let id_hash = crypto::sha256_hex(cookie.as_bytes());
     let h = id_hash.clone();
-    let Some(row) = state
+    let Some((row, owner)) = state
         .store
         .read(move |c| sessions::find(c, &h))
         .await
@@ -105,10 +107,25 @@ pub async fn find(state: &AppState, cookie: &str) -> Result<Option<Session>, OAu
     let admin = cfg.admins.contains(&row.owner_id);
     Ok(Some(Session {
         id_hash,
+        owner_label: owner_label(owner, &row.owner_id),
         owner_id,
         csrf_token: row.csrf_token,
         admin,
     }))
+}
+
+/// The owner's name, else e-mail address, else id (blank values skipped).
+fn owner_label(owner: Option<SessionOwner>, owner_id: &str) -> String {
+    let owner = owner.unwrap_or(SessionOwner {
+        display_name: None,
+        email: None,
+    });
+    [owner.display_name, owner.email]
+        .into_iter()
+        .flatten()
+        .map(|s| s.trim().to_owned())
+        .find(|s| !s.is_empty())
+        .unwrap_or_else(|| owner_id.to_owned())
 }
 
 /// Ends a session.
@@ -151,6 +168,20 @@ pub fn csrf_refused(state: &AppState, caller: &Caller, session: &Session, path: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_header_names_the_owner_by_name_then_email_then_id() {
+        let owner = |n: Option<&str>, e: Option<&str>| {
+            Some(SessionOwner {
+                display_name: n.map(str::to_owned),
+                email: e.map(str::to_owned),
+            })
+        };
+        assert_eq!(owner_label(owner(Some("Ada"), Some("a@x")), "dev:a"), "Ada");
+        assert_eq!(owner_label(owner(Some(" "), Some("a@x")), "dev:a"), "a@x");
+        assert_eq!(owner_label(owner(None, None), "dev:a"), "dev:a");
+        assert_eq!(owner_label(None, "dev:a"), "dev:a");
+    }
 
     #[test]
     fn return_paths_cannot_leave_the_site() {

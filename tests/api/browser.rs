@@ -537,8 +537,8 @@ fn an_owner_logs_in_with_openid_claims_an_agent_grants_a_skill_and_suspends_it_i
         "claim page shows the client id"
     );
     assert!(
-        page.contains(&format!(">{owner}<")),
-        "the header shows the owner {owner}"
+        page.contains("<span class=\"who\">alice</span>"),
+        "the header shows the owner {owner} by the name the provider gave"
     );
     browser.screenshot("console-4-claim-review");
 

@@ -168,7 +168,15 @@ fn an_owner_claims_a_pending_agent_by_its_code_and_the_agent_then_gets_skill_tok
     assert!(review.contains(&thumbprint_of(&a.key)), "{}", review.body);
     assert!(review.contains(&format!("value=\"{SKILL}\"")));
     assert_eq!(review.input("user_code"), Some(p.user_code.clone()));
-    assert!(review.contains(ALICE), "the page shows who is logged in");
+    assert!(
+        review.contains("<span class=\"who\">alice</span>"),
+        "the header shows who is logged in, by name: {}",
+        review.body
+    );
+    assert!(
+        !review.contains(&format!("<span class=\"who\">{ALICE}</span>")),
+        "not by the raw owner id"
+    );
 
     // Approve with one skill, read only.
     let csrf = review.csrf();
@@ -1040,7 +1048,11 @@ fn a_github_user_with_a_verified_address_logs_in_to_the_console() {
     assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"));
     octocat.absorb(&done);
     let dashboard = octocat.get("/console").expect(200);
-    assert!(dashboard.contains("github:583231"), "{}", dashboard.body);
+    assert!(
+        dashboard.contains("<span class=\"who\">The Octocat</span>"),
+        "the header names the GitHub user: {}",
+        dashboard.body
+    );
     s.wait_for_audit(|e| {
         e.event == "owner.login"
             && e.outcome == "success"
@@ -1173,6 +1185,10 @@ fn logout_ends_the_session_for_good() {
         .expect_see_other("/console/login");
     let login = alice.get("/console/login").expect(200);
     assert!(!login.contains(ALICE));
+    assert!(
+        !login.contains("class=\"who\""),
+        "no one is named in the header after logout"
+    );
 
     // A new login is a new session with a new cookie and CSRF token.
     let again = Browser::dev_login(&s, "alice");

@@ -10,6 +10,7 @@
 mod admin_api;
 mod admin_tokens;
 mod attacks;
+mod audit_history;
 mod bad_input;
 mod browser;
 mod console;
@@ -24,6 +25,7 @@ mod keys;
 mod mail;
 mod management;
 mod ops;
+mod redis_tls;
 mod registration;
 mod replicas;
 mod reregistration;

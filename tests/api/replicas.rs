@@ -5,14 +5,15 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use crate::helpers::{
-    ADMIN, Agent, OWNER, SKILL, TestServer, assert_oauth_error, dpop_claims, dpop_proof_with, now,
-    unique,
+    ADMIN, Agent, OWNER, SKILL, TestServer, assert_oauth_error, dpop_claims, dpop_proof_with,
+    free_port, now, unique,
 };
 
 /// Every replica's issuer: tokens, assertions and proofs name it, whichever replica serves.
@@ -21,19 +22,46 @@ const ISSUER: &str = "http://127.0.0.1:9";
 const KEK: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
 /// A private `redis-server` on a free loopback port, stopped on drop.
-struct RedisServer {
+pub(crate) struct RedisServer {
     child: Child,
     port: u16,
+    /// For a TLS-only server: the CA file that signed its certificate.
+    ca_file: Option<PathBuf>,
 }
 
 impl RedisServer {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+    pub(crate) fn start() -> Self {
+        let port = free_port();
+        Self::launch(port, &["--port", &port.to_string()], None)
+    }
+
+    /// A server that speaks TLS only, with `cert`/`key` (signed by `ca`), not asking
+    /// clients for certificates.
+    pub(crate) fn start_tls(cert: &Path, key: &Path, ca: &Path) -> Self {
+        let port = free_port();
+        let path = |p: &Path| p.to_str().expect("UTF-8 path").to_owned();
+        let args = [
+            "--port".to_owned(),
+            "0".to_owned(),
+            "--tls-port".to_owned(),
+            port.to_string(),
+            "--tls-cert-file".to_owned(),
+            path(cert),
+            "--tls-key-file".to_owned(),
+            path(key),
+            "--tls-ca-cert-file".to_owned(),
+            path(ca),
+            "--tls-auth-clients".to_owned(),
+            "no".to_owned(),
+        ];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Self::launch(port, &args, Some(ca.to_owned()))
+    }
+
+    fn launch(port: u16, args: &[&str], ca_file: Option<PathBuf>) -> Self {
         let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(args)
             .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -44,7 +72,11 @@ impl RedisServer {
                      redis-server (.ci/run does)"
                 )
             });
-        let r = Self { child, port };
+        let r = Self {
+            child,
+            port,
+            ca_file,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while !r.answers_ping() {
             assert!(
@@ -56,14 +88,23 @@ impl RedisServer {
         r
     }
 
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+    pub(crate) fn url(&self) -> String {
+        let scheme = if self.ca_file.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
     }
 
+    /// Whether it answers: `PING` in clear text, or (TLS) just accepting connections.
     fn answers_ping(&self) -> bool {
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
             return false;
         };
+        if self.ca_file.is_some() {
+            return true;
+        }
         let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
         let mut buf = [0u8; 7];
         s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
@@ -110,6 +151,9 @@ fn replica(database: Option<&str>, redis: Option<&RedisServer>) -> TestServer {
     }
     if let Some(r) = redis {
         b = b.env("PATRON_REDIS__URL", &r.url());
+        if let Some(ca) = &r.ca_file {
+            b = b.env("PATRON_REDIS__CA_FILE", ca.to_str().expect("UTF-8 path"));
+        }
     }
     b.start()
 }
@@ -135,20 +179,20 @@ fn authenticated(a: &Agent, extra: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 /// `POST /introspect` at `s` by `a`.
-fn introspect(s: &TestServer, a: &Agent, token: &str) -> serde_json::Value {
+pub(crate) fn introspect(s: &TestServer, a: &Agent, token: &str) -> serde_json::Value {
     let r = s.post_form("/introspect", &authenticated(a, &[("token", token)]), None);
     assert_eq!(r.status(), 200);
     r.json().unwrap()
 }
 
 /// `POST /revoke` at `s` by `a`.
-fn revoke(s: &TestServer, a: &Agent, token: &str) {
+pub(crate) fn revoke(s: &TestServer, a: &Agent, token: &str) {
     let r = s.post_form("/revoke", &authenticated(a, &[("token", token)]), None);
     assert_eq!(r.status(), 200);
 }
 
 /// A skill token of `a` from `s`.
-fn skill_token(s: &TestServer, a: &Agent) -> String {
+pub(crate) fn skill_token(s: &TestServer, a: &Agent) -> String {
     let r = token(s, &assertion(a), &proof(a));
     assert_eq!(r.status(), 200);
     let v: serde_json::Value = r.json().unwrap();
@@ -164,7 +208,7 @@ fn token(s: &TestServer, assertion: &str, proof: &str) -> reqwest::blocking::Res
 }
 
 /// Two replicas on one database, and an agent approved for [`SKILL`].
-fn two_replicas(redis: Option<&RedisServer>) -> (TestServer, TestServer, Agent) {
+pub(crate) fn two_replicas(redis: Option<&RedisServer>) -> (TestServer, TestServer, Agent) {
     let a = replica(None, redis);
     let b = replica(Some(a.db.url()), redis);
     a.add_skill(SKILL, "read", 120, false, None);

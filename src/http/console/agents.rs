@@ -135,7 +135,36 @@ struct AgentPage {
     a: AgentDetail,
     skills: Vec<SkillChoice>,
     events: Vec<EventLine>,
+    /// Whether this is an older page of the audit trail (links back to the newest).
+    paged: bool,
+    /// The cursor of the next older page of the audit trail.
+    older: Option<i64>,
     chart: Vec<Bar>,
+}
+
+/// The agent page's query: `?before=<event id>` pages through the audit trail.
+#[derive(serde::Deserialize)]
+pub(super) struct AgentQuery {
+    before: Option<String>,
+}
+
+impl AgentQuery {
+    /// The cursor: a positive event id, else a 400 page.
+    fn before(&self, chrome: &Chrome, client_id: &str) -> Result<Option<i64>, ConsoleError> {
+        match self.before.as_deref() {
+            None => Ok(None),
+            Some(raw) => match raw.parse::<i64>() {
+                Ok(id) if id > 0 => Ok(Some(id)),
+                _ => Err(ConsoleError::page(
+                    chrome,
+                    StatusCode::BAD_REQUEST,
+                    "No such page",
+                    "The audit trail page in the address is not valid.",
+                    &format!("/console/agents/{client_id}"),
+                )),
+            },
+        }
+    }
 }
 
 /// Hourly bars for the last 24 hours, heights in tenths of the busiest hour.
@@ -175,9 +204,11 @@ fn chart(outcomes: &[(UnixTime, String)], now: UnixTime) -> Vec<Bar> {
 pub(super) async fn agent_page(
     owner: Owner,
     path: web::Path<String>,
+    query: web::Query<AgentQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ConsoleError> {
-    let view = agents::view(&state, owner.session.actor(), &path)
+    let before = query.before(&owner.chrome, &path)?;
+    let view = agents::view(&state, owner.session.actor(), &path, before)
         .await
         .map_err(owner.fail())?;
     // What may be granted is what the policies admit the agent's owner to.
@@ -241,6 +272,8 @@ pub(super) async fn agent_page(
             a,
             skills,
             events,
+            paged: before.is_some(),
+            older: view.older,
             chart: chart(&view.token_outcomes, clock::now()),
         },
     ))

@@ -34,7 +34,7 @@ fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, ConsoleError> {
 /// The frame of a page for `session` (or an anonymous visitor).
 pub fn chrome_for(state: &AppState, session: Option<&Session>) -> Chrome {
     Chrome {
-        owner: session.map(|s| s.owner_id.to_string()),
+        owner: session.map(|s| s.owner_label.clone()),
         csrf: session.map(|s| s.csrf_token.clone()).unwrap_or_default(),
         admin: session.is_some_and(|s| s.admin),
         ..Chrome::anonymous(state)

@@ -95,17 +95,46 @@ pub fn token_outcomes_since(
         .map_err(StoreError::from_diesel)
 }
 
-/// The most recent events about one client, newest first.
-pub fn recent_for_client(
+/// One page of the events about one client, newest first: those with an id below
+/// `before` (the oldest id of the previous page), or the newest when `before` is `None`.
+pub fn page_for_client(
     conn: &mut DbConnection,
     client_id: &str,
+    before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<AuditEventRow>, StoreError> {
-    audit_events::table
+    let mut query = audit_events::table
         .filter(audit_events::client_id.eq(client_id))
+        .into_boxed();
+    if let Some(before) = before {
+        query = query.filter(audit_events::id.lt(before));
+    }
+    query
         .order(audit_events::id.desc())
         .limit(limit)
         .select(AuditEventRow::as_select())
         .load(conn)
+        .map_err(StoreError::from_diesel)
+}
+
+/// Deletes at most `limit` of the oldest events from before `before`; returns how many.
+/// Small batches keep each transaction short, so other writers wait milliseconds at most.
+pub fn delete_before(
+    conn: &mut DbConnection,
+    before: UnixTime,
+    limit: i64,
+) -> Result<usize, StoreError> {
+    let oldest: Vec<i64> = audit_events::table
+        .filter(audit_events::at.lt(before))
+        .order(audit_events::at.asc())
+        .limit(limit)
+        .select(audit_events::id)
+        .load(conn)
+        .map_err(StoreError::from_diesel)?;
+    if oldest.is_empty() {
+        return Ok(0);
+    }
+    diesel::delete(audit_events::table.filter(audit_events::id.eq_any(&oldest)))
+        .execute(conn)
         .map_err(StoreError::from_diesel)
 }

@@ -4,7 +4,7 @@
 use diesel::prelude::*;
 
 use crate::clock::UnixTime;
-use crate::store::schema::{login_states, sessions};
+use crate::store::schema::{login_states, owners, sessions};
 use crate::store::{DbConnection, StoreError};
 
 /// A stored session.
@@ -38,13 +38,38 @@ pub fn insert(conn: &mut DbConnection, row: &SessionRow) -> Result<(), StoreErro
         .map_err(StoreError::from_diesel)
 }
 
-/// Looks a session up.
-pub fn find(conn: &mut DbConnection, id_hash: &str) -> Result<Option<SessionRow>, StoreError> {
+/// The owner's name and e-mail address, loaded with their session for the page header.
+#[derive(Debug, Clone, Queryable)]
+pub struct SessionOwner {
+    /// Display name.
+    pub display_name: Option<String>,
+    /// Verified e-mail address.
+    pub email: Option<String>,
+}
+
+/// Looks a session up, with its owner's name and e-mail address in the same query.
+pub fn find(
+    conn: &mut DbConnection,
+    id_hash: &str,
+) -> Result<Option<(SessionRow, Option<SessionOwner>)>, StoreError> {
     sessions::table
         .find(id_hash)
-        .select(SessionRow::as_select())
-        .first(conn)
+        .left_join(owners::table)
+        .select((
+            SessionRow::as_select(),
+            (owners::display_name, owners::email).nullable(),
+        ))
+        .first::<(SessionRow, Option<(Option<String>, Option<String>)>)>(conn)
         .optional()
+        .map(|found| {
+            found.map(|(row, owner)| {
+                let owner = owner.map(|(display_name, email)| SessionOwner {
+                    display_name,
+                    email,
+                });
+                (row, owner)
+            })
+        })
         .map_err(StoreError::from_diesel)
 }
 
