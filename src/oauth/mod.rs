@@ -6,5 +6,6 @@ pub mod error;
 pub mod ids;
 pub mod introspection;
 pub mod redirect_uri;
+pub mod resource_metadata;
 pub mod scope;
 pub mod token_request;

@@ -39,6 +39,8 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         client_id -> Nullable<Text>,
+        proven_at -> Nullable<BigInt>,
+        proof_error -> Nullable<Text>,
     }
 }
 
