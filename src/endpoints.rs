@@ -38,6 +38,8 @@ pub mod admin {
     pub const SCOPE: &str = "/admin";
     /// Skills: `POST` creates or replaces one, `GET` lists them.
     pub const SKILLS: &str = "/skills";
+    /// Checks a skill's audience proof again (`POST {"audience": …}`).
+    pub const SKILLS_CHECK: &str = "/skills/check";
     /// Approves a pending agent.
     pub const APPROVE_AGENT: &str = "/agents/{client_id}/approve";
     /// Suspends an agent.

@@ -10,7 +10,7 @@ use actix_web::dev::Payload;
 use futures_util::future::{Ready, ready};
 
 use crate::endpoints::admin::{
-    APPROVE_AGENT, RESUME_AGENT, REVOKE_OWNER, SCOPE, SKILLS, SUSPEND_AGENT,
+    APPROVE_AGENT, RESUME_AGENT, REVOKE_OWNER, SCOPE, SKILLS, SKILLS_CHECK, SUSPEND_AGENT,
 };
 use crate::http::error::HttpError;
 use crate::http::extract::{MAX_JSON_BODY, bearer, caller, json_object};
@@ -25,6 +25,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::scope(SCOPE)
             .route(SKILLS, web::post().to(put_skill))
             .route(SKILLS, web::get().to(list_skills))
+            .route(SKILLS_CHECK, web::post().to(check_skill))
             .route(APPROVE_AGENT, web::post().to(approve_agent))
             .route(SUSPEND_AGENT, web::post().to(suspend_agent))
             .route(RESUME_AGENT, web::post().to(resume_agent))
@@ -96,8 +97,35 @@ async fn put_skill(
 fn skill_json(s: &crate::store::models::skills::SkillRow) -> Value {
     json!({
         "audience": s.audience, "name": s.name, "scopes": s.scopes, "ttl_secs": s.ttl_secs,
-        "require_dpop": s.require_dpop, "client_id": s.client_id,
+        "require_dpop": s.require_dpop, "client_id": s.client_id, "owner_id": s.owner_id,
+        "proven_at": s.proven_at, "proof_error": s.proof_error, "usable": s.usable(),
     })
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckBody {
+    audience: String,
+}
+
+/// A proven audience answers with the skill; an unproven one with `invalid_target` and
+/// the reason (also recorded on the skill).
+async fn check_skill(
+    op: Operator,
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, HttpError> {
+    let body = json_object(&req, payload, MAX_JSON_BODY, ErrorKind::InvalidRequest).await?;
+    let body: CheckBody = body_as(body)?;
+    let proof = skills::check(&state, &op.caller, &body.audience, None).await?;
+    if let Some(failure) = proof.failure {
+        return Err(OAuthError::from(failure).into());
+    }
+    Ok(json_response(
+        actix_web::http::StatusCode::OK,
+        &skill_json(&proof.skill),
+    ))
 }
 
 async fn list_skills(_: Operator, state: web::Data<AppState>) -> Result<HttpResponse, HttpError> {

@@ -23,12 +23,21 @@ struct AgentLine {
     created: String,
 }
 
+/// An owner's skill the viewer operates, with what proving its audience takes.
+struct ProofLine {
+    audience: String,
+    proven: Option<String>,
+    error: Option<String>,
+    publication: Option<skills::Publication>,
+}
+
 #[derive(Template)]
 #[template(path = "console/dashboard.html")]
 struct DashboardPage {
     chrome: Chrome,
     agents: Vec<AgentLine>,
     skills: Vec<SkillRow>,
+    proofs: Vec<ProofLine>,
 }
 
 pub(super) async fn dashboard(
@@ -57,12 +66,28 @@ pub(super) async fn dashboard(
             client_id: row.client_id,
         })
         .collect();
+    let me = owner.session.owner_id.as_str();
+    let proofs = skills
+        .iter()
+        .filter(|s| {
+            s.owner_id
+                .as_deref()
+                .is_some_and(|o| o == me || owner.session.admin)
+        })
+        .map(|s| ProofLine {
+            audience: s.audience.clone(),
+            proven: s.proven_at.map(fmt_time),
+            error: s.proof_error.clone(),
+            publication: skills::publication(&state, &s.audience),
+        })
+        .collect();
     Ok(html(
         StatusCode::OK,
         &DashboardPage {
             chrome: owner.chrome,
             agents,
             skills,
+            proofs,
         },
     ))
 }

@@ -1,4 +1,5 @@
-//! Owners (and admins) adding skills from the dashboard.
+//! Owners (and admins) adding skills from the dashboard, and checking an owner's skill's
+//! audience proof again.
 
 use actix_web::{HttpResponse, web};
 
@@ -20,10 +21,26 @@ pub(super) async fn add_skill(
         require_dpop: form.get("require_dpop") == Some("on"),
         client_id: None,
     };
-    // An admin's skill belongs to the operator; an owner's to the owner.
-    let creator = (!owner.session.admin).then_some(owner.session.owner_id.as_str());
-    skills::put(&state, &owner.caller, input, creator)
+    skills::put(&state, &owner.caller, input, operator(&post))
         .await
         .map_err(owner.fail())?;
+    Ok(redirect("/console"))
+}
+
+/// An admin acts as the operator; an owner as themself.
+fn operator(post: &OwnerForm) -> Option<&str> {
+    let session = &post.owner.session;
+    (!session.admin).then_some(session.owner_id.as_str())
+}
+
+/// "Check again": the outcome, proven or not, shows on the dashboard.
+pub(super) async fn check_skill(
+    post: OwnerForm,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ConsoleError> {
+    let audience = post.form.get("audience").unwrap_or_default();
+    skills::check(&state, &post.owner.caller, audience, operator(&post))
+        .await
+        .map_err(post.owner.fail())?;
     Ok(redirect("/console"))
 }
