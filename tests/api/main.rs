@@ -25,5 +25,6 @@ mod management;
 mod ops;
 mod registration;
 mod replicas;
+mod skill_proof;
 mod software_statements;
 mod tokens;
