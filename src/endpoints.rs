@@ -40,6 +40,8 @@ pub mod admin {
     pub const SKILLS: &str = "/skills";
     /// Sets a skill's grant policy.
     pub const SKILL_POLICY: &str = "/skills/policy";
+    /// Checks a skill's audience proof again (`POST {"audience": …}`).
+    pub const SKILLS_CHECK: &str = "/skills/check";
     /// Approves a pending agent.
     pub const APPROVE_AGENT: &str = "/agents/{client_id}/approve";
     /// Suspends an agent.

@@ -11,7 +11,7 @@ use patron::jose::keys::roles;
 use patron::service::{enrollment, keys as key_service};
 use patron::startup::{Application, load_kek};
 use patron::store::{ConnectionManager, run_migrations};
-use patron::{cli, clock};
+use patron::{cli, clock, endpoints};
 
 // mimalloc: request handling allocates many small, short-lived buffers; glibc malloc spent
 // about 15% of a token request's CPU on them (see BENCHMARKS.md). Built with `no_thp`
@@ -134,6 +134,12 @@ enum SkillCommand {
         /// Policy entries, as for `skill add` (repeatable, at least one).
         #[arg(long = "grantable-by", required = true)]
         grantable_by: Vec<String>,
+    },
+    /// Check again that an owner's skill proves its audience (fetches its RFC 9728
+    /// protected resource metadata); exits non-zero with the reason when it does not.
+    Check {
+        /// The skill's audience.
+        audience: String,
     },
 }
 
@@ -357,6 +363,16 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
         }
         AdminCommand::Skill(SkillCommand::List) => {
             client.admin(&token()?, "GET", "/skills", None).await?
+        }
+        AdminCommand::Skill(SkillCommand::Check { audience }) => {
+            client
+                .admin(
+                    &token()?,
+                    "POST",
+                    endpoints::admin::SKILLS_CHECK,
+                    Some(serde_json::json!({ "audience": audience })),
+                )
+                .await?
         }
         AdminCommand::Agent(AdminAgentCommand::Approve {
             client_id,

@@ -1,6 +1,7 @@
-//! Fetching URLs on a client's behalf (`jwks_uri`), guarded against server-side request
-//! forgery: https only, no redirects, every resolved address must be public unless the host
-//! is allow-listed, bounded time and size, and results cached.
+//! Fetching URLs on a client's behalf (`jwks_uri`) or a skill's (its RFC 9728 metadata),
+//! guarded against server-side request forgery: https only, no redirects, every resolved
+//! address must be public unless the host is allow-listed, bounded time and size, and
+//! results cached (except where a caller asks to check again).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -192,10 +193,31 @@ impl Fetcher {
                 }
             }
         }
+        let doc = Arc::new(
+            self.get_json(url, "application/jwk-set+json, application/json")
+                .await?,
+        );
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(url.as_str().to_owned(), (now, doc.clone()));
+        }
+        Ok(doc)
+    }
+
+    /// Fetches `url` as JSON now, bypassing the cache: for a check its caller asked for
+    /// again (an audience proof), where yesterday's answer is not the answer.
+    pub async fn fetch_json_uncached(&self, url: &Url) -> Result<serde_json::Value, FetchError> {
+        self.check_url(url)?;
+        self.get_json(url, "application/json").await
+    }
+
+    async fn get_json(&self, url: &Url, accept: &str) -> Result<serde_json::Value, FetchError> {
         let mut resp = self
             .client
             .get(url.clone())
-            .header("accept", "application/jwk-set+json, application/json")
+            .header("accept", accept)
             .send()
             .await
             .map_err(|e| {
@@ -228,16 +250,7 @@ impl Fetcher {
             }
             body.extend_from_slice(&chunk);
         }
-        let doc: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|_| FetchError::NotJson)?;
-        let doc = Arc::new(doc);
-        if let Ok(mut cache) = self.cache.lock() {
-            if cache.len() > 10_000 {
-                cache.clear();
-            }
-            cache.insert(url.as_str().to_owned(), (now, doc.clone()));
-        }
-        Ok(doc)
+        serde_json::from_slice(&body).map_err(|_| FetchError::NotJson)
     }
 }
 

@@ -224,7 +224,8 @@ impl RawConfig {
                 ));
             }
         }
-        let tokens = tokens::validate_tokens(&self.tokens, keys.max_token_lifetime_secs)?;
+        let tokens =
+            tokens::validate_tokens(&self.tokens, keys.max_token_lifetime_secs, self.mode)?;
         let redis = server::validate_redis(&self.redis)?;
         let admin = server::validate_admin(&self.admin)?;
         let console = console::validate_console(&self.console, listen, self.mode)?;
@@ -345,6 +346,30 @@ mod tests {
             assert_eq!(e.setting, "admin.token_hash");
             assert!(e.to_string().contains("patron admin hash-token"), "{e}");
         }
+    }
+
+    #[test]
+    fn audience_proof_is_required_in_production_and_optional_in_development() {
+        let c = load(&[]).unwrap();
+        assert!(
+            !c.tokens.require_audience_proof,
+            "off by default in development"
+        );
+        let c = load(&[("PATRON_TOKENS__REQUIRE_AUDIENCE_PROOF", "true")]).unwrap();
+        assert!(c.tokens.require_audience_proof);
+        let e = tokens::validate_tokens(
+            &raw::RawTokens {
+                require_audience_proof: Some(false),
+                ..RawConfig::default().tokens
+            },
+            3600,
+            Mode::Production,
+        )
+        .unwrap_err();
+        assert_eq!(e.setting, "tokens.require_audience_proof");
+        let on =
+            tokens::validate_tokens(&RawConfig::default().tokens, 3600, Mode::Production).unwrap();
+        assert!(on.require_audience_proof, "on by default in production");
     }
 
     #[test]

@@ -50,6 +50,7 @@ pub(super) struct RawTokens {
     pub(super) assertion_max_lifetime_secs: u64,
     pub(super) assertion_max_age_secs: u64,
     pub(super) revocation_sync_secs: u64,
+    pub(super) require_audience_proof: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -248,6 +249,7 @@ impl Default for RawConfig {
                 assertion_max_lifetime_secs: 3600,
                 assertion_max_age_secs: 300,
                 revocation_sync_secs: 1,
+                require_audience_proof: None,
             },
             admin: RawAdmin {
                 token: None,

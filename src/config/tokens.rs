@@ -2,7 +2,7 @@
 //! `[validation]` profile for JWTs it is shown.
 
 use super::raw::{RawTokens, RawValidation};
-use super::{ConfigError, positive};
+use super::{ConfigError, Mode, positive};
 
 /// The JWT validation profile's tunables.
 #[derive(Debug, Clone, Copy)]
@@ -33,6 +33,10 @@ pub struct TokensConfig {
     pub assertion_max_age_secs: i64,
     /// How often revocations recorded by other replicas are loaded from the database.
     pub revocation_sync_secs: u64,
+    /// Whether a skill an owner created gets tokens only once its audience is proven by
+    /// RFC 9728 metadata (always in production; off by default in development, so that a
+    /// first run works without publishing a document).
+    pub require_audience_proof: bool,
 }
 
 /// Validates `[tokens]`. No token may outlive `max_token_lifetime_secs` (from `[keys]`):
@@ -40,7 +44,18 @@ pub struct TokensConfig {
 pub(super) fn validate_tokens(
     raw: &RawTokens,
     max_token_lifetime_secs: i64,
+    mode: Mode,
 ) -> Result<TokensConfig, ConfigError> {
+    let require_audience_proof = match (raw.require_audience_proof, mode) {
+        (Some(false), Mode::Production) => {
+            return Err(ConfigError::new(
+                "tokens.require_audience_proof",
+                "cannot be switched off in production mode: an owner could name anybody's API as their skill",
+            ));
+        }
+        (Some(v), _) => v,
+        (None, m) => m == Mode::Production,
+    };
     let tokens = TokensConfig {
         agent_ttl_secs: positive("tokens.agent_ttl_secs", raw.agent_ttl_secs)?,
         default_skill_ttl_secs: positive(
@@ -73,6 +88,7 @@ pub(super) fn validate_tokens(
                 ));
             }
         },
+        require_audience_proof,
     };
     for (setting, ttl) in [
         ("tokens.agent_ttl_secs", tokens.agent_ttl_secs),

@@ -20,7 +20,7 @@ use actix_web::middleware::{Next, from_fn};
 
 use crate::endpoints::admin::{
     APPROVE_AGENT, RESUME_AGENT, REVOKE_OWNER, REVOKE_TOKEN, SCOPE, SKILL_POLICY, SKILLS,
-    SUSPEND_AGENT,
+    SKILLS_CHECK, SUSPEND_AGENT,
 };
 use crate::http::error::HttpError;
 use crate::http::extract::{MAX_JSON_BODY, bearer, caller, json_object};
@@ -37,6 +37,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(SKILLS, web::post().to(put_skill))
             .route(SKILLS, web::get().to(list_skills))
             .route(SKILL_POLICY, web::post().to(set_skill_policy))
+            .route(SKILLS_CHECK, web::post().to(check_skill))
             .route(APPROVE_AGENT, web::post().to(approve_agent))
             .route(SUSPEND_AGENT, web::post().to(suspend_agent))
             .route(RESUME_AGENT, web::post().to(resume_agent))
@@ -56,6 +57,7 @@ fn action_of(method: &Method, pattern: Option<&str>) -> AdminAction {
         SKILLS if post => AdminAction::PutSkill,
         SKILLS if *method == Method::GET => AdminAction::ListSkills,
         SKILL_POLICY if post => AdminAction::SetSkillPolicy,
+        SKILLS_CHECK if post => AdminAction::CheckSkill,
         APPROVE_AGENT if post => AdminAction::ApproveAgent,
         SUSPEND_AGENT if post => AdminAction::SuspendAgent,
         RESUME_AGENT if post => AdminAction::ResumeAgent,
@@ -191,9 +193,10 @@ async fn put_skill(
 fn skill_json(s: &crate::store::models::skills::SkillRow) -> Value {
     json!({
         "audience": s.audience, "name": s.name, "scopes": s.scopes, "ttl_secs": s.ttl_secs,
-        "require_dpop": s.require_dpop, "client_id": s.client_id,
+        "require_dpop": s.require_dpop, "client_id": s.client_id, "owner_id": s.owner_id,
         "grantable_by": s.grant_policy.entries_text(),
         "policy_needs_review": s.policy_needs_review,
+        "proven_at": s.proven_at, "proof_error": s.proof_error, "usable": s.usable(),
     })
 }
 
@@ -222,6 +225,33 @@ async fn set_skill_policy(
     )
     .await?;
     Ok(json_response(actix_web::http::StatusCode::OK, &out))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckBody {
+    audience: String,
+}
+
+/// A proven audience answers with the skill; an unproven one with `invalid_target` and
+/// the reason (also recorded on the skill).
+async fn check_skill(
+    op: Operator,
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, HttpError> {
+    let body = json_object(&req, payload, MAX_JSON_BODY, ErrorKind::InvalidRequest).await?;
+    let body: CheckBody = body_as(body)?;
+    note_target(&req, AdminTarget::Skill(body.audience.clone()));
+    let proof = skills::check(&state, &op.caller, &body.audience, None).await?;
+    if let Some(failure) = proof.failure {
+        return Err(OAuthError::from(failure).into());
+    }
+    Ok(json_response(
+        actix_web::http::StatusCode::OK,
+        &skill_json(&proof.skill),
+    ))
 }
 
 async fn list_skills(_: Operator, state: web::Data<AppState>) -> Result<HttpResponse, HttpError> {

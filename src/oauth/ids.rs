@@ -146,7 +146,8 @@ impl Audience {
     pub const MAX_LEN: usize = 500;
 
     /// Parses an audience: an absolute URI without a fragment, at most
-    /// [`MAX_LEN`](Self::MAX_LEN) bytes. Kept as given.
+    /// [`MAX_LEN`](Self::MAX_LEN) bytes. Kept as given: for naming skills that already
+    /// exist; a new skill's audience goes through [`canonical`](Self::canonical).
     pub fn parse(s: &str) -> Result<Self, IdError> {
         let uri = url::Url::parse(s)
             .map_err(|_| IdError::Audience("audience must be an absolute URI"))?;
@@ -156,6 +157,53 @@ impl Audience {
             ));
         }
         Ok(Self(s.to_owned()))
+    }
+
+    /// Parses an audience into its one canonical form, the form new skills are stored in:
+    /// an `https` URI (`http` too when `allow_http`, in development mode) with a host, no
+    /// user information and no fragment; scheme and host lower-cased, the default port
+    /// dropped, an empty path made `/` and dot segments resolved, as the WHATWG URL parser
+    /// does (RFC 3986 §6.2.2-§6.2.3 equivalence). The path is otherwise kept, so
+    /// `HTTPS://API.Bank.Example:443` and `https://api.bank.example/` are one audience while
+    /// `https://api.bank.example/mcp` is another.
+    pub fn canonical(s: &str, allow_http: bool) -> Result<Self, IdError> {
+        if s.len() > Self::MAX_LEN {
+            return Err(IdError::Audience("audience must be at most 500 characters"));
+        }
+        let uri = url::Url::parse(s)
+            .map_err(|_| IdError::Audience("audience must be an absolute URI"))?;
+        match uri.scheme() {
+            "https" => {}
+            "http" if allow_http => {}
+            _ if allow_http => {
+                return Err(IdError::Audience("audience must be an https or http URI"));
+            }
+            _ => return Err(IdError::Audience("audience must be an https URI")),
+        }
+        if uri.host_str().is_none_or(str::is_empty) {
+            return Err(IdError::Audience("audience must name a host"));
+        }
+        if !uri.username().is_empty() || uri.password().is_some() {
+            return Err(IdError::Audience(
+                "audience must not contain user information",
+            ));
+        }
+        if uri.fragment().is_some() {
+            return Err(IdError::Audience("audience must not have a fragment"));
+        }
+        let canonical = String::from(uri);
+        if canonical.len() > Self::MAX_LEN {
+            return Err(IdError::Audience("audience must be at most 500 characters"));
+        }
+        Ok(Self(canonical))
+    }
+
+    /// What two audiences are compared by: the [`canonical`](Self::canonical) form of
+    /// `s` (http allowed), or `s` itself when it has none (an audience stored before
+    /// audiences were canonical, such as a `urn:`). Audiences with equal keys name the
+    /// same resource.
+    pub fn key(s: &str) -> String {
+        Self::canonical(s, true).map_or_else(|_| s.to_owned(), String::from)
     }
 }
 
@@ -207,5 +255,97 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn canonical_audiences_lower_case_scheme_and_host_and_drop_the_default_port() {
+        let c = |s: &str| Audience::canonical(s, false).map(String::from);
+        assert_eq!(
+            c("HTTPS://API.BANK.EXAMPLE").unwrap(),
+            "https://api.bank.example/"
+        );
+        assert_eq!(
+            c("https://api.bank.example/").unwrap(),
+            "https://api.bank.example/"
+        );
+        assert_eq!(
+            c("https://api.bank.example:443").unwrap(),
+            "https://api.bank.example/"
+        );
+        assert_eq!(
+            c("https://a.example").unwrap(),
+            c("https://a.example/").unwrap()
+        );
+        // The path is kept, case and trailing slash included; only dot segments go.
+        assert_eq!(c("https://A.example/MCP").unwrap(), "https://a.example/MCP");
+        assert_eq!(
+            c("https://a.example/mcp/").unwrap(),
+            "https://a.example/mcp/"
+        );
+        assert_eq!(
+            c("https://a.example/x/../mcp").unwrap(),
+            "https://a.example/mcp"
+        );
+        assert_eq!(
+            c("https://a.example:8443/mcp").unwrap(),
+            "https://a.example:8443/mcp"
+        );
+        assert_eq!(
+            c("https://a.example/s?tenant=1").unwrap(),
+            "https://a.example/s?tenant=1"
+        );
+    }
+
+    #[test]
+    fn canonical_audiences_refuse_what_cannot_name_one_resource_server() {
+        for (bad, why) in [
+            ("files", "audience must be an absolute URI"),
+            ("http://a.example/", "audience must be an https URI"),
+            ("urn:example:files", "audience must be an https URI"),
+            (
+                "https://user:pw@a.example/",
+                "audience must not contain user information",
+            ),
+            (
+                "https://user@a.example/",
+                "audience must not contain user information",
+            ),
+            ("https://a.example/#x", "audience must not have a fragment"),
+            ("https://a.example/#", "audience must not have a fragment"),
+        ] {
+            assert_eq!(
+                Audience::canonical(bad, false),
+                Err(IdError::Audience(why)),
+                "{bad:?}"
+            );
+        }
+        let long = format!("https://a.example/{}", "x".repeat(500));
+        assert!(Audience::canonical(&long, true).is_err());
+        assert_eq!(IdError::Audience("x").reason(), "audience_invalid");
+    }
+
+    #[test]
+    fn plain_http_is_canonical_only_in_development_mode() {
+        assert_eq!(
+            String::from(Audience::canonical("HTTP://Localhost:80/api", true).unwrap()),
+            "http://localhost/api"
+        );
+        assert_eq!(
+            Audience::canonical("urn:example:files", true),
+            Err(IdError::Audience("audience must be an https or http URI"))
+        );
+    }
+
+    #[test]
+    fn audience_keys_make_variants_equal_and_keep_what_has_no_canonical_form() {
+        assert_eq!(
+            Audience::key("HTTPS://API.BANK.EXAMPLE"),
+            Audience::key("https://api.bank.example/")
+        );
+        assert_ne!(
+            Audience::key("https://a.example/mcp"),
+            Audience::key("https://a.example/")
+        );
+        assert_eq!(Audience::key("urn:example:files"), "urn:example:files");
     }
 }

@@ -8,5 +8,6 @@ pub mod ids;
 pub mod introspection;
 pub mod jti;
 pub mod redirect_uri;
+pub mod resource_metadata;
 pub mod scope;
 pub mod token_request;

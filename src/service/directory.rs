@@ -13,6 +13,7 @@ use std::sync::{Arc, RwLock};
 use crate::clock::{self, UnixTime};
 use crate::jose::jwks::PublicKeySet;
 use crate::oauth::client_metadata::ClientMetadata;
+use crate::oauth::ids::Audience;
 use crate::store::models::clients::{self, ClientStatus};
 use crate::store::models::skills::{self, SkillRow};
 use crate::store::models::{grants, owners};
@@ -55,8 +56,42 @@ struct Cached<T> {
     loaded: f64,
 }
 
-/// All skills by audience.
-type SkillMap = HashMap<String, Arc<SkillRow>>;
+/// All skills by stored audience, and by [`Audience::key`] where that names one skill.
+#[derive(Default)]
+struct SkillMap {
+    by_audience: HashMap<String, Arc<SkillRow>>,
+    by_key: HashMap<String, Arc<SkillRow>>,
+}
+
+impl SkillMap {
+    fn new(all: Vec<SkillRow>) -> Self {
+        let mut map = Self::default();
+        let mut ambiguous = Vec::new();
+        for s in all {
+            let s = Arc::new(s);
+            if let Some(prior) = map.by_key.insert(Audience::key(&s.audience), s.clone()) {
+                // Two skills stored before audiences were canonical: only exact names
+                // reach them.
+                ambiguous.push(Audience::key(&prior.audience));
+            }
+            map.by_audience.insert(s.audience.clone(), s);
+        }
+        for k in ambiguous {
+            map.by_key.remove(&k);
+        }
+        map
+    }
+
+    /// The skill stored under `audience`, else the one whose audience is a variant of it
+    /// (`HTTPS://A.EXAMPLE` for `https://a.example/`). Exact names, what agents send,
+    /// cost no parsing.
+    fn get(&self, audience: &str) -> Option<Arc<SkillRow>> {
+        self.by_audience
+            .get(audience)
+            .or_else(|| self.by_key.get(&Audience::key(audience)))
+            .cloned()
+    }
+}
 
 /// The caches.
 #[derive(Default)]
@@ -164,7 +199,8 @@ impl Directory {
         }
     }
 
-    /// The skill with this audience, from the cache when fresh.
+    /// The skill with this audience, or with an audience it is a variant of (same
+    /// [`Audience::key`]), from the cache when fresh.
     pub async fn skill(
         &self,
         store: &Store,
@@ -174,16 +210,13 @@ impl Directory {
         if let Ok(guard) = self.skills.read() {
             if let Some(c) = guard.as_ref() {
                 if now - c.loaded < MAX_AGE_SECS {
-                    return Ok(c.value.as_ref().and_then(|m| m.get(audience).cloned()));
+                    return Ok(c.value.as_ref().and_then(|m| m.get(audience)));
                 }
             }
         }
         let all = store.read(skills::all).await?;
-        let map: HashMap<String, Arc<SkillRow>> = all
-            .into_iter()
-            .map(|s| (s.audience.clone(), Arc::new(s)))
-            .collect();
-        let found = map.get(audience).cloned();
+        let map = SkillMap::new(all);
+        let found = map.get(audience);
         if let Ok(mut guard) = self.skills.write() {
             *guard = Some(Cached {
                 value: Some(Arc::new(map)),

@@ -134,6 +134,8 @@ mod tests {
             client_id: None,
             grant_policy: Default::default(),
             policy_needs_review: false,
+            proven_at: None,
+            proof_error: None,
         }
     }
 

@@ -87,6 +87,8 @@ pub enum AdminAction {
     ListSkills,
     /// `POST /admin/skills/policy`.
     SetSkillPolicy,
+    /// `POST /admin/skills/check`.
+    CheckSkill,
     /// `POST /admin/agents/{client_id}/approve`.
     ApproveAgent,
     /// `POST /admin/agents/{client_id}/suspend`.
@@ -108,6 +110,7 @@ impl AdminAction {
             Self::PutSkill => "admin.skill.put",
             Self::ListSkills => "admin.skill.list",
             Self::SetSkillPolicy => "admin.skill.policy",
+            Self::CheckSkill => "admin.skill.check",
             Self::ApproveAgent => "admin.agent.approve",
             Self::SuspendAgent => "admin.agent.suspend",
             Self::ResumeAgent => "admin.agent.resume",
@@ -252,6 +255,7 @@ mod tests {
             AdminAction::PutSkill,
             AdminAction::ListSkills,
             AdminAction::SetSkillPolicy,
+            AdminAction::CheckSkill,
             AdminAction::ApproveAgent,
             AdminAction::SuspendAgent,
             AdminAction::ResumeAgent,

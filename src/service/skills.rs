@@ -1,10 +1,23 @@
 //! Skills: the resource servers Patron issues tokens for, each identified by its audience
 //! URI, and the check every grant goes through against a skill's scopes.
+//!
+//! # Audiences
+//!
+//! A new skill's audience is stored in its canonical form ([`Audience::canonical`]), and a
+//! skill whose audience is a variant of an existing one (`HTTPS://API.BANK.EXAMPLE` beside
+//! `https://api.bank.example/`) is refused as `audience_duplicate`, unless it is that skill
+//! replaced by its operator. Audiences stored before this rule stay as they were.
+//!
+//! An owner's skill is unusable until its audience is proven ([`check`]): the resource
+//! publishes RFC 9728 metadata naming the audience and Patron. Each attempt is audited as
+//! `skill.proof`; the last one decides.
 
 use crate::clock;
+use crate::config::Mode;
 use crate::oauth::error::{ErrorKind, OAuthError};
 use crate::oauth::grant_policy::GrantPolicy;
 use crate::oauth::ids::Audience;
+use crate::oauth::resource_metadata::{self, ProofError};
 use crate::oauth::scope::{self, Scopes};
 use crate::service::peers::{self, Notice};
 use crate::service::{Caller, skill_policy, store_failure};
@@ -75,31 +88,44 @@ async fn put_inner(
     input: SkillInput,
     owner: Option<&str>,
 ) -> Result<SkillRow, OAuthError> {
-    let aud = input.audience.clone();
-    let existing = state
-        .store
-        .read(move |c| skills::find(c, &aud))
-        .await
-        .map_err(store_failure)?;
-    if let Some(o) = owner {
-        if existing
-            .as_ref()
-            .is_some_and(|e| e.owner_id.as_deref() != Some(o))
-        {
-            return Err(bad(
-                "a skill with this audience already exists and is not yours",
-                "skill_not_owned",
-            ));
+    let raw = input.audience.trim();
+    let all = state.store.read(skills::all).await.map_err(store_failure)?;
+    // The name of a skill as stored is that skill, canonical or not (an audience stored
+    // before audiences were canonical stays as it is); anything else must be canonical.
+    let audience: String = match all.iter().find(|s| s.audience == raw) {
+        Some(e) => e.audience.clone(),
+        None => Audience::canonical(raw, state.config.mode == Mode::Development)?.into(),
+    };
+    let existing = same_resource(&all, &audience).cloned();
+    if let Some(e) = &existing {
+        if owner.is_some() && e.owner_id.as_deref() != owner {
+            return Err(if e.audience == raw {
+                bad(
+                    "a skill with this audience already exists and is not yours",
+                    "skill_not_owned",
+                )
+            } else {
+                bad(
+                    format!(
+                        "this audience names the same resource as the existing skill {}",
+                        e.audience
+                    ),
+                    "audience_duplicate",
+                )
+            });
         }
     }
+    // Replacing a skill keeps the audience it is stored under.
+    let audience = existing.as_ref().map_or(audience, |e| e.audience.clone());
     let (grant_policy, policy_needs_review) = match (&input.grantable_by, &existing) {
         (Some(entries), _) => (parse_policy(entries)?, false),
         (None, Some(e)) => (e.grant_policy.clone(), e.policy_needs_review),
         (None, None) => (GrantPolicy::default(), false),
     };
-    let audience = Audience::parse(&input.audience)?;
     // A skill named like Patron itself would receive every agent token as its audience.
-    if audience.trim_end_matches('/') == state.issuer {
+    if Audience::key(&audience).trim_end_matches('/')
+        == Audience::key(&state.issuer).trim_end_matches('/')
+    {
         return Err(bad(
             "a skill's audience cannot be the issuer",
             "audience_is_issuer",
@@ -144,9 +170,20 @@ async fn put_inner(
             ));
         }
     }
+    // An owner's skill proves its audience whenever its owner writes it; an admin's
+    // needs no proof and keeps what it had.
+    let (proven_at, proof_error) = match owner {
+        Some(o) => match attempt_proof(state, caller, &audience, Some(o)).await {
+            Ok(()) => (Some(clock::now()), None),
+            Err(e) => (None, Some(e.to_string())),
+        },
+        None => existing
+            .as_ref()
+            .map_or((None, None), |e| (e.proven_at, e.proof_error.clone())),
+    };
     let now = clock::now();
     let row = SkillRow {
-        audience: audience.into(),
+        audience,
         name: name.to_owned(),
         scopes: scopes.into(),
         ttl_secs: ttl,
@@ -160,6 +197,8 @@ async fn put_inner(
         client_id: input.client_id.clone(),
         grant_policy,
         policy_needs_review,
+        proven_at,
+        proof_error,
     };
     let r = row.clone();
     state
@@ -174,6 +213,139 @@ async fn put_inner(
         skill_policy::enforce(state, caller, &row).await?;
     }
     Ok(row)
+}
+
+/// The stored skill for the same resource as `audience`: stored under exactly that name,
+/// else under a variant of it.
+fn same_resource<'a>(all: &'a [SkillRow], audience: &str) -> Option<&'a SkillRow> {
+    let key = Audience::key(audience);
+    all.iter()
+        .find(|s| s.audience == audience)
+        .or_else(|| all.iter().find(|s| Audience::key(&s.audience) == key))
+}
+
+/// The outcome of checking a skill's audience.
+#[derive(Debug)]
+pub struct Proof {
+    /// The skill, with the outcome recorded.
+    pub skill: SkillRow,
+    /// Why it is not proven, when it is not.
+    pub failure: Option<ProofError>,
+}
+
+/// Checks again whether the resource at a skill's audience publishes RFC 9728 metadata
+/// naming it and Patron, and records the outcome (a failure makes an owner's skill
+/// unusable again), on every replica. `owner`: the owner asking, who must be the skill's
+/// (`None`: an administrator, who may check any). The document is fetched afresh.
+pub async fn check(
+    state: &AppState,
+    caller: &Caller,
+    audience: &str,
+    owner: Option<&str>,
+) -> Result<Proof, OAuthError> {
+    let result = check_inner(state, caller, audience, owner).await;
+    if let Err(e) = &result {
+        // A proof attempt audits itself; this is a refusal before one.
+        state.audit.record(
+            caller
+                .audit("skill.proof", crate::audit::Outcome::Failure)
+                .reason(e.reason())
+                .owner(owner),
+        );
+    }
+    result
+}
+
+async fn check_inner(
+    state: &AppState,
+    caller: &Caller,
+    audience: &str,
+    owner: Option<&str>,
+) -> Result<Proof, OAuthError> {
+    let all = state.store.read(skills::all).await.map_err(store_failure)?;
+    let Some(skill) = same_resource(&all, audience.trim()) else {
+        return Err(bad("no skill has this audience", "skill_unknown"));
+    };
+    if owner.is_some() && skill.owner_id.as_deref() != owner {
+        return Err(bad("this skill is not yours", "skill_not_owned"));
+    }
+    let mut skill = skill.clone();
+    let failure = attempt_proof(state, caller, &skill.audience, owner)
+        .await
+        .err();
+    skill.proven_at = failure.is_none().then(clock::now);
+    skill.proof_error = failure.as_ref().map(ToString::to_string);
+    let (aud, at, error) = (
+        skill.audience.clone(),
+        skill.proven_at,
+        skill.proof_error.clone(),
+    );
+    state
+        .store
+        .write(move |c| skills::record_proof(c, &aud, at, error.as_deref()))
+        .await
+        .map_err(store_failure)?;
+    peers::announce(state, Notice::Skills).await;
+    Ok(Proof { skill, failure })
+}
+
+/// Fetches and verifies the audience's metadata, auditing the attempt (`skill.proof`).
+async fn attempt_proof(
+    state: &AppState,
+    caller: &Caller,
+    audience: &str,
+    owner: Option<&str>,
+) -> Result<(), ProofError> {
+    let result = prove(state, audience).await;
+    let ev = caller
+        .audit(
+            "skill.proof",
+            if result.is_ok() {
+                crate::audit::Outcome::Success
+            } else {
+                crate::audit::Outcome::Failure
+            },
+        )
+        .audience(audience)
+        .owner(owner);
+    state.audit.record(match &result {
+        Ok(()) => ev,
+        Err(e) => ev.reason(e.reason()).detail(e.to_string()),
+    });
+    result
+}
+
+async fn prove(state: &AppState, audience: &str) -> Result<(), ProofError> {
+    let url = resource_metadata::metadata_url(audience)?;
+    let doc = state
+        .fetcher
+        .fetch_json_uncached(&url)
+        .await
+        .map_err(|e| ProofError::Fetch {
+            url: url.to_string(),
+            detail: e.to_string(),
+        })?;
+    resource_metadata::verify(&doc, url.as_str(), audience, &state.issuer)
+}
+
+/// What a skill's resource publishes to prove its audience.
+#[derive(Debug, Clone)]
+pub struct Publication {
+    /// Where (RFC 9728 §3.1).
+    pub url: String,
+    /// The JSON document, pretty-printed.
+    pub document: String,
+}
+
+/// What the resource at `audience` must publish to name this Patron; `None` for an
+/// audience that is not a URL with a host.
+pub fn publication(state: &AppState, audience: &str) -> Option<Publication> {
+    let url = resource_metadata::metadata_url(audience).ok()?;
+    let doc = resource_metadata::document(audience, &state.issuer);
+    Some(Publication {
+        url: url.to_string(),
+        document: serde_json::to_string_pretty(&doc).unwrap_or_else(|_| doc.to_string()),
+    })
 }
 
 /// Lists skills.
@@ -202,6 +374,8 @@ pub async fn check_grants(
             .await
             .map_err(store_failure)?
             .ok_or_else(|| bad(format!("no skill has audience {aud}"), "skill_unknown"))?;
+        // A variant of a skill's audience names that skill; grants keep its stored name.
+        let aud = skill.audience.clone();
         let offered = scope::parse(&skill.scopes);
         let wanted = Scopes::parse(&scopes)
             .ok()

@@ -42,6 +42,8 @@ diesel::table! {
         client_id -> Nullable<Text>,
         grant_policy -> Text,
         policy_needs_review -> Bool,
+        proven_at -> Nullable<BigInt>,
+        proof_error -> Nullable<Text>,
     }
 }
 

@@ -14,6 +14,7 @@ use patron::store::{ConnectionManager, DbConnection};
 use serde_json::{Value, json};
 
 pub mod console;
+pub mod https;
 
 /// A fresh database for one test.
 pub enum TestDb {

@@ -1,10 +1,9 @@
 //! `jwks_uri` is fetched under the SSRF guard: https only, public addresses unless the host
 //! is allow-listed, no redirects, bounded size.
 
-use std::process::{Child, Command, Stdio};
-
 use serde_json::json;
 
+use crate::helpers::https::https_files;
 use crate::helpers::{AgentKey, TestServer, agent_metadata, assert_oauth_error};
 
 fn with_jwks_uri(uri: &str) -> serde_json::Value {
@@ -38,76 +37,6 @@ fn jwks_uri_to_private_addresses_is_refused() {
     );
     s.expect_refusal_audited("client.register", "jwks_uri_not_https");
     assert_eq!(s.count_clients(), 0);
-}
-
-/// A local HTTPS server (Python) serving files from a directory with a fresh self-signed
-/// certificate for `localhost`.
-struct HttpsFiles {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for HttpsFiles {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn https_files() -> HttpsFiles {
-    let dir = tempfile::tempdir().unwrap();
-    let ok = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost",
-            "-days",
-            "1",
-            "-keyout",
-            "key.pem",
-            "-out",
-            "cert.pem",
-        ])
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl CLI is required for this test (apt-get install openssl)");
-    assert!(ok.success());
-    let script = r#"
-import http.server, ssl, socketserver, sys, os
-os.chdir(sys.argv[1])
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain("cert.pem", "key.pem")
-class H(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *a): pass
-srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-print(srv.server_address[1], flush=True)
-srv.serve_forever()
-"#;
-    let mut child = Command::new("python3")
-        .args(["-c", script, dir.path().to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 is required for this test");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let port = line.trim().parse().expect("port");
-    HttpsFiles { child, port, dir }
 }
 
 #[test]

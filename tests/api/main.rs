@@ -31,5 +31,6 @@ mod replicas;
 mod reregistration;
 mod secrets;
 mod skill_policy;
+mod skill_proof;
 mod software_statements;
 mod tokens;

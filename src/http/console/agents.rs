@@ -12,7 +12,7 @@ use crate::http::console::page::{
 };
 use crate::http::console::skills::{SkillLine, skill_path};
 use crate::http::home::Chrome;
-use crate::service::{agents, skill_policy};
+use crate::service::{agents, skill_policy, skills};
 use crate::state::AppState;
 
 struct AgentLine {
@@ -30,6 +30,14 @@ struct OperatedLine {
     needs_review: bool,
 }
 
+/// An owner's skill the viewer operates, with what proving its audience takes.
+struct ProofLine {
+    audience: String,
+    proven: Option<String>,
+    error: Option<String>,
+    publication: Option<skills::Publication>,
+}
+
 #[derive(Template)]
 #[template(path = "console/dashboard.html")]
 struct DashboardPage {
@@ -37,6 +45,7 @@ struct DashboardPage {
     agents: Vec<AgentLine>,
     skills: Vec<SkillLine>,
     operated: Vec<OperatedLine>,
+    proofs: Vec<ProofLine>,
 }
 
 pub(super) async fn dashboard(
@@ -52,9 +61,21 @@ pub(super) async fn dashboard(
         .into_iter()
         .map(SkillLine::from)
         .collect();
-    let operated = skill_policy::operated(&state, owner.session.actor())
+    let operated_rows = skill_policy::operated(&state, owner.session.actor())
         .await
-        .map_err(owner.fail())?
+        .map_err(owner.fail())?;
+    // An owner's skill proves its audience; an admin's needs no proof.
+    let proofs = operated_rows
+        .iter()
+        .filter(|s| s.owner_id.is_some())
+        .map(|s| ProofLine {
+            audience: s.audience.clone(),
+            proven: s.proven_at.map(fmt_time),
+            error: s.proof_error.clone(),
+            publication: skills::publication(&state, &s.audience),
+        })
+        .collect();
+    let operated = operated_rows
         .into_iter()
         .map(|s| OperatedLine {
             path: skill_path(&s.audience),
@@ -88,6 +109,7 @@ pub(super) async fn dashboard(
             agents,
             skills,
             operated,
+            proofs,
         },
     ))
 }

@@ -6,7 +6,7 @@
 //! - [`login`]: login page, development login, upstream login, logout;
 //! - [`claim`]: claiming a pending agent by user code;
 //! - [`agents`]: the dashboard and one agent's page and actions;
-//! - [`skills`]: adding skills;
+//! - [`skills`]: adding skills, checking their audience proofs;
 //! - [`settings`]: enrollment tokens and the kill switch;
 //! - [`admin`]: the admin overview.
 
@@ -52,6 +52,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/console/skill/revoke",
             web::post().to(skills::revoke_grant),
         )
+        .route("/console/skills/check", web::post().to(skills::check_skill))
         .route(
             "/console/enrollment",
             web::post().to(settings::mint_enrollment),

@@ -1,5 +1,6 @@
 //! Skills in the console: adding one (with the explicit choice of who may be granted it),
-//! and the operator's page of a skill: its policy, who holds grants, revoking them.
+//! checking an owner's skill's audience proof again, and the operator's page of a skill:
+//! its policy, who holds grants, revoking them.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -63,11 +64,27 @@ pub(super) async fn add_skill(
         client_id: None,
         grantable_by: Some(chosen_policy(form)),
     };
-    // An admin's skill belongs to the operator; an owner's to the owner.
-    let creator = (!owner.session.admin).then_some(owner.session.owner_id.as_str());
-    skills::put(&state, &owner.caller, input, creator)
+    skills::put(&state, &owner.caller, input, operator(&post))
         .await
         .map_err(owner.fail())?;
+    Ok(redirect("/console"))
+}
+
+/// An admin acts as the operator; an owner as themself.
+fn operator(post: &OwnerForm) -> Option<&str> {
+    let session = &post.owner.session;
+    (!session.admin).then_some(session.owner_id.as_str())
+}
+
+/// "Check again": the outcome, proven or not, shows on the dashboard.
+pub(super) async fn check_skill(
+    post: OwnerForm,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ConsoleError> {
+    let audience = post.form.get("audience").unwrap_or_default();
+    skills::check(&state, &post.owner.caller, audience, operator(&post))
+        .await
+        .map_err(post.owner.fail())?;
     Ok(redirect("/console"))
 }
 

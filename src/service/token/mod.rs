@@ -302,12 +302,15 @@ fn issue(
     Ok(Issued { claims, response })
 }
 
-/// The skill a `resource` or `audience` names, or `invalid_target` (RFC 8707 §2).
+/// The skill a `resource` or `audience` names (exactly, or a variant of its audience
+/// such as `HTTPS://A.EXAMPLE` for `https://a.example/`: RFC 3986 §6.2.2 equivalence),
+/// or `invalid_target` (RFC 8707 §2): unknown, or an owner's skill whose audience is not
+/// proven yet. From the cache: no database read.
 async fn known_skill(
     state: &AppState,
     audience: &str,
 ) -> Result<Arc<crate::store::models::skills::SkillRow>, OAuthError> {
-    state
+    let skill = state
         .directory
         .skill(&state.store, audience)
         .await
@@ -318,7 +321,15 @@ async fn known_skill(
                 "unknown resource",
                 "audience_unknown",
             )
-        })
+        })?;
+    if state.config.tokens.require_audience_proof && !skill.usable() {
+        return Err(err(
+            ErrorKind::InvalidTarget,
+            "this resource has not proven its audience yet (RFC 9728 metadata naming this server)",
+            "skill_unproven",
+        ));
+    }
+    Ok(skill)
 }
 
 #[cfg(test)]

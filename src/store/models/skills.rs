@@ -35,6 +35,19 @@ pub struct SkillRow {
     /// Set on skills that predate grant policies (they admit anyone) until their operator
     /// chooses one.
     pub policy_needs_review: bool,
+    /// When its audience was last proven (RFC 9728 metadata naming Patron); none when the
+    /// last attempt failed or none was made. Only owner-created skills need it.
+    pub proven_at: Option<UnixTime>,
+    /// Why the last proof attempt failed, as shown to the skill's operator.
+    pub proof_error: Option<String>,
+}
+
+impl SkillRow {
+    /// Whether tokens may be issued for it: an admin's skill always, an owner's once its
+    /// audience is proven.
+    pub fn usable(&self) -> bool {
+        self.owner_id.is_none() || self.proven_at.is_some()
+    }
 }
 
 /// Inserts or replaces a skill by audience.
@@ -57,6 +70,25 @@ pub fn upsert(conn: &mut DbConnection, row: &SkillRow) -> Result<(), StoreError>
             skills::client_id.eq(&row.client_id),
             skills::grant_policy.eq(row.grant_policy.to_json()),
             skills::policy_needs_review.eq(row.policy_needs_review),
+            skills::proven_at.eq(row.proven_at),
+            skills::proof_error.eq(&row.proof_error),
+        ))
+        .execute(conn)
+        .map(|_| ())
+        .map_err(StoreError::from_diesel)
+}
+
+/// Records the outcome of a proof attempt for the skill stored under `audience`.
+pub fn record_proof(
+    conn: &mut DbConnection,
+    audience: &str,
+    proven_at: Option<UnixTime>,
+    proof_error: Option<&str>,
+) -> Result<(), StoreError> {
+    diesel::update(skills::table.find(audience))
+        .set((
+            skills::proven_at.eq(proven_at),
+            skills::proof_error.eq(proof_error),
         ))
         .execute(conn)
         .map(|_| ())
