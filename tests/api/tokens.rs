@@ -364,6 +364,65 @@ fn the_delegation_chain_depth_is_limited() {
 }
 
 #[test]
+fn an_agent_exchanges_a_token_of_one_skill_for_another_skills_scopes() {
+    let files = "https://files.example/api";
+    let mail = "https://mail.example/api";
+    let s = TestServer::with_admin();
+    s.add_skill(files, "files:read files:write", 120, false, None);
+    s.add_skill(mail, "mail:read mail:send", 120, false, None);
+    let a = Agent::approved(
+        &s,
+        json!({files: "files:read files:write", mail: "mail:send"}),
+    );
+    let files_read = access_token(&a.token_ok(
+        &s,
+        &[
+            ("grant_type", "client_credentials"),
+            ("resource", files),
+            ("scope", "files:read"),
+        ],
+    ));
+
+    // Into the mail skill: bounded by the mail grant, not by the names `files:read` holds.
+    let exchange = |target: &str, scope: &str| {
+        a.token(
+            &s,
+            &[
+                ("grant_type", TOKEN_EXCHANGE),
+                ("subject_token", &files_read),
+                ("subject_token_type", ACCESS_TOKEN_TYPE),
+                ("resource", target),
+                ("scope", scope),
+            ],
+        )
+    };
+    let r = exchange(mail, "mail:send");
+    assert_eq!(r.status(), 200);
+    let r: Value = r.json().unwrap();
+    assert_eq!(r["scope"], "mail:send");
+    let c = claims_of(&access_token(&r));
+    assert_eq!(
+        (c["aud"].as_str(), c["scope"].as_str()),
+        (Some(mail), Some("mail:send"))
+    );
+    let mail_send = a.exchange_ok(&s, &files_read, mail);
+    assert_eq!(
+        claims_of(&mail_send)["scope"],
+        "mail:send",
+        "all of the mail grant"
+    );
+    // Never beyond the target's grant.
+    assert_oauth_error(exchange(mail, "mail:read"), 400, "invalid_scope");
+    s.expect_refusal_audited("token.issue", "scope_exceeds_grant");
+
+    // Back into the files skill, the subject token's own scopes bound it again.
+    assert_oauth_error(exchange(files, "files:write"), 400, "invalid_scope");
+    s.expect_refusals_audited("token.issue", "scope_exceeds_grant", 2);
+    let same = a.exchange_ok(&s, &files_read, files);
+    assert_eq!(claims_of(&same)["scope"], "files:read");
+}
+
+#[test]
 fn an_exchanged_token_never_outlives_its_subject() {
     let s = TestServer::builder()
         .env("PATRON_ADMIN_TOKEN", ADMIN)
