@@ -101,6 +101,10 @@ enum SkillCommand {
         /// The registered client that is this skill (lets it exchange tokens as a delegate).
         #[arg(long)]
         client_id: Option<String>,
+        /// An audience the skill's client may exchange tokens toward (repeatable; none by
+        /// default).
+        #[arg(long = "delegate-to", value_name = "AUDIENCE")]
+        delegate_to: Vec<String>,
     },
     /// List skills.
     List,
@@ -298,10 +302,12 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
             ttl,
             require_dpop,
             client_id,
+            delegate_to,
         }) => {
             let body = serde_json::json!({
                 "audience": audience, "name": name, "scopes": scopes, "ttl_secs": ttl,
                 "require_dpop": require_dpop, "client_id": client_id,
+                "delegate_audiences": delegate_to,
             });
             client.admin(&token, "POST", "/skills", Some(body)).await?
         }

@@ -97,6 +97,7 @@ fn skill_json(s: &crate::store::models::skills::SkillRow) -> Value {
     json!({
         "audience": s.audience, "name": s.name, "scopes": s.scopes, "ttl_secs": s.ttl_secs,
         "require_dpop": s.require_dpop, "client_id": s.client_id,
+        "delegate_audiences": s.delegate_audiences().collect::<Vec<_>>(),
     })
 }
 

@@ -39,6 +39,7 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         client_id -> Nullable<Text>,
+        delegate_audiences -> Text,
     }
 }
 

@@ -19,6 +19,14 @@ pub(super) async fn add_skill(
         ttl_secs: form.get("ttl_secs").and_then(|t| t.parse().ok()),
         require_dpop: form.get("require_dpop") == Some("on"),
         client_id: None,
+        // One field, audiences separated by spaces, commas or new lines.
+        delegate_audiences: form
+            .get("delegate_audiences")
+            .unwrap_or_default()
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned)
+            .collect(),
     };
     // An admin's skill belongs to the operator; an owner's to the owner.
     let creator = (!owner.session.admin).then_some(owner.session.owner_id.as_str());

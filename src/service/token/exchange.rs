@@ -153,6 +153,14 @@ pub(super) async fn grant(
                 "exchange_not_holder",
             ));
         }
+        // A delegate reaches only the downstream audiences its skill's operator listed.
+        if !subject_skill.is_some_and(|s| s.may_delegate_to(&skill.audience)) {
+            return Err(err(
+                ErrorKind::InvalidTarget,
+                "this skill may not delegate to that resource",
+                "delegation_not_allowed",
+            ));
+        }
         let mut act = Map::new();
         act.insert("sub".into(), json!(requester.client_id));
         if let Some(prior) = &subject.act {

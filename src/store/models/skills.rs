@@ -28,6 +28,22 @@ pub struct SkillRow {
     pub updated_at: UnixTime,
     /// The registered client that is this skill, for delegation (RFC 8693 `act`).
     pub client_id: Option<String>,
+    /// Audiences its delegate client may exchange tokens toward, space-separated (absolute
+    /// URIs without whitespace); empty: none. See [`SkillRow::may_delegate_to`].
+    pub delegate_audiences: String,
+}
+
+impl SkillRow {
+    /// The audiences this skill's delegate client may exchange tokens toward.
+    pub fn delegate_audiences(&self) -> impl Iterator<Item = &str> {
+        self.delegate_audiences.split(' ').filter(|a| !a.is_empty())
+    }
+
+    /// Whether this skill's operator allowed its delegate client to exchange tokens toward
+    /// `audience` (compared exactly with the stored audience of the target skill).
+    pub fn may_delegate_to(&self, audience: &str) -> bool {
+        self.delegate_audiences().any(|a| a == audience)
+    }
 }
 
 /// Inserts or replaces a skill by audience.
@@ -48,6 +64,7 @@ pub fn upsert(conn: &mut DbConnection, row: &SkillRow) -> Result<(), StoreError>
             skills::created_at.eq(created_at),
             skills::updated_at.eq(row.updated_at),
             skills::client_id.eq(&row.client_id),
+            skills::delegate_audiences.eq(&row.delegate_audiences),
         ))
         .execute(conn)
         .map(|_| ())
@@ -71,4 +88,32 @@ pub fn all(conn: &mut DbConnection) -> Result<Vec<SkillRow>, StoreError> {
         .select(SkillRow::as_select())
         .load(conn)
         .map_err(StoreError::from_diesel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_skill_delegates_only_to_listed_audiences() {
+        let mut row = SkillRow {
+            audience: "https://files.example/api".into(),
+            name: "Files".into(),
+            scopes: "files:read".into(),
+            ttl_secs: 60,
+            require_dpop: false,
+            owner_id: None,
+            created_at: 0,
+            updated_at: 0,
+            client_id: Some("agt_files".into()),
+            delegate_audiences: String::new(),
+        };
+        assert!(!row.may_delegate_to("https://mail.example/api"));
+        assert!(!row.may_delegate_to(""));
+        row.delegate_audiences = "https://mail.example/api https://b.example/".into();
+        assert!(row.may_delegate_to("https://mail.example/api"));
+        assert!(row.may_delegate_to("https://b.example/"));
+        assert!(!row.may_delegate_to("https://mail.example/api/"));
+        assert!(!row.may_delegate_to("https://mail.example"));
+    }
 }
