@@ -123,6 +123,10 @@ enum SkillCommand {
         /// required: the choice is explicit).
         #[arg(long = "grantable-by", required = true)]
         grantable_by: Vec<String>,
+        /// An audience the skill's client may exchange tokens toward (repeatable; none by
+        /// default).
+        #[arg(long = "delegate-to", value_name = "AUDIENCE")]
+        delegate_to: Vec<String>,
     },
     /// List skills.
     List,
@@ -342,11 +346,13 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
             require_dpop,
             client_id,
             grantable_by,
+            delegate_to,
         }) => {
             let body = serde_json::json!({
                 "audience": audience, "name": name, "scopes": scopes, "ttl_secs": ttl,
                 "require_dpop": require_dpop, "client_id": client_id,
                 "grantable_by": grantable_by,
+                "delegate_audiences": delegate_to,
             });
             client
                 .admin(&token()?, "POST", "/skills", Some(body))

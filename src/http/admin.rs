@@ -197,6 +197,7 @@ fn skill_json(s: &crate::store::models::skills::SkillRow) -> Value {
         "grantable_by": s.grant_policy.entries_text(),
         "policy_needs_review": s.policy_needs_review,
         "proven_at": s.proven_at, "proof_error": s.proof_error, "usable": s.usable(),
+        "delegate_audiences": s.delegate_audiences().collect::<Vec<_>>(),
     })
 }
 

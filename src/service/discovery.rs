@@ -136,6 +136,7 @@ mod tests {
             policy_needs_review: false,
             proven_at: None,
             proof_error: None,
+            delegate_audiences: String::new(),
         }
     }
 

@@ -51,6 +51,10 @@ pub struct SkillInput {
     /// absent on a new skill: only the operator.
     #[serde(default)]
     pub grantable_by: Option<Vec<String>>,
+    /// Audiences that client may exchange tokens toward (at most
+    /// [`MAX_DELEGATE_AUDIENCES`]); empty, the default, allows no delegation.
+    #[serde(default)]
+    pub delegate_audiences: Vec<String>,
 }
 
 /// Parses policy entries as the CLI, the console and the admin API give them (`operator`
@@ -63,6 +67,39 @@ pub fn parse_policy(entries: &[String]) -> Result<GrantPolicy, OAuthError> {
         .collect();
     GrantPolicy::parse(&entries)
         .map_err(|e| OAuthError::new(ErrorKind::InvalidRequest, e.to_string(), "policy_invalid"))
+}
+
+/// Longest list of downstream audiences one skill may delegate to.
+pub const MAX_DELEGATE_AUDIENCES: usize = 20;
+
+/// Validates a skill's downstream audiences (absolute URIs without a fragment or
+/// whitespace, at most [`MAX_DELEGATE_AUDIENCES`]) into their stored, space-separated form,
+/// duplicates dropped and order kept.
+fn delegate_audiences(list: &[String]) -> Result<String, OAuthError> {
+    if list.len() > MAX_DELEGATE_AUDIENCES {
+        return Err(bad(
+            format!("at most {MAX_DELEGATE_AUDIENCES} delegate_audiences"),
+            "skill_delegates_too_many",
+        ));
+    }
+    let mut kept: Vec<String> = Vec::with_capacity(list.len());
+    for a in list {
+        // Whitespace separates the stored entries; a URI never contains it (RFC 3986).
+        let parsed = Audience::parse(a)
+            .ok()
+            .filter(|_| !a.chars().any(char::is_whitespace));
+        let Some(parsed) = parsed else {
+            return Err(bad(
+                "each of delegate_audiences must be an absolute URI without a fragment or whitespace",
+                "skill_delegate_invalid",
+            ));
+        };
+        let parsed: String = parsed.into();
+        if !kept.contains(&parsed) {
+            kept.push(parsed);
+        }
+    }
+    Ok(kept.join(" "))
 }
 
 /// Creates or replaces a skill on behalf of an owner (`None`: an administrator). An owner
@@ -156,6 +193,7 @@ async fn put_inner(
             "skill_ttl_invalid",
         ));
     }
+    let delegates = delegate_audiences(&input.delegate_audiences)?;
     if let Some(cid) = &input.client_id {
         let cid = cid.clone();
         let exists = state
@@ -199,6 +237,7 @@ async fn put_inner(
         policy_needs_review,
         proven_at,
         proof_error,
+        delegate_audiences: delegates,
     };
     let r = row.clone();
     state
@@ -390,4 +429,47 @@ pub async fn check_grants(
         checked.push((aud, wanted.into()));
     }
     Ok(checked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(items: &[&str]) -> Vec<String> {
+        items.iter().map(|i| (*i).to_owned()).collect()
+    }
+
+    #[test]
+    fn delegate_audiences_are_absolute_uris_stored_space_separated() {
+        assert_eq!(delegate_audiences(&[]).unwrap(), "");
+        assert_eq!(
+            delegate_audiences(&list(&[
+                "https://mail.example/api",
+                "https://b.example/",
+                "https://mail.example/api",
+            ]))
+            .unwrap(),
+            "https://mail.example/api https://b.example/"
+        );
+        for bad in [
+            "mail.example",
+            "https://mail.example/a b",
+            "https://mail.example/#f",
+            "",
+        ] {
+            assert_eq!(
+                delegate_audiences(&list(&[bad])).unwrap_err().reason(),
+                "skill_delegate_invalid",
+                "{bad:?}"
+            );
+        }
+        let many: Vec<String> = (0..=MAX_DELEGATE_AUDIENCES)
+            .map(|i| format!("https://s{i}.example/"))
+            .collect();
+        assert_eq!(
+            delegate_audiences(&many).unwrap_err().reason(),
+            "skill_delegates_too_many"
+        );
+        assert!(delegate_audiences(&many[1..]).is_ok());
+    }
 }

@@ -44,6 +44,7 @@ diesel::table! {
         policy_needs_review -> Bool,
         proven_at -> Nullable<BigInt>,
         proof_error -> Nullable<Text>,
+        delegate_audiences -> Text,
     }
 }
 

@@ -1,5 +1,8 @@
 //! The admin API: disabled without a token, bearer-protected, optionally on its own listener.
 
+use std::process::Command;
+
+use patron::store::models::skills;
 use serde_json::json;
 
 use crate::helpers::{TestServer, assert_oauth_error};
@@ -273,4 +276,93 @@ fn every_admin_request_is_audited_with_its_action_target_and_listener() {
     // Every request above is one admin event.
     let n = s.wait_for_audit_count(7, |r| r.event.starts_with("admin."));
     assert_eq!(n, 7);
+}
+
+#[test]
+fn a_skills_delegate_audiences_are_validated_listed_and_set_by_the_cli() {
+    let s = TestServer::builder()
+        .env("PATRON_ADMIN_TOKEN", TOKEN)
+        .start();
+    let put = |delegates: serde_json::Value| {
+        let mut body = skill();
+        body["delegate_audiences"] = delegates;
+        s.http
+            .post(s.url("/admin/skills"))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .unwrap()
+    };
+    let many: Vec<String> = (0..21).map(|i| format!("https://s{i}.example/")).collect();
+    for (delegates, reason) in [
+        (json!(["mail.example"]), "skill_delegate_invalid"),
+        (
+            json!(["https://mail.example/a b"]),
+            "skill_delegate_invalid",
+        ),
+        (json!(["https://mail.example/#x"]), "skill_delegate_invalid"),
+        (json!(many), "skill_delegates_too_many"),
+    ] {
+        assert_oauth_error(put(delegates), 400, "invalid_request");
+        s.expect_refusal_audited("skill.put", reason);
+    }
+    // A list, not a string.
+    assert_oauth_error(put(json!("https://mail.example/")), 400, "invalid_request");
+    let found = |aud: &str| skills::find(&mut s.db.connect(), aud).expect("read skill");
+    assert_eq!(found("https://skill.example/api"), None, "nothing stored");
+
+    // The CLI's repeatable --delegate-to sets the list; the API lists it.
+    let out = Command::new(env!("CARGO_BIN_EXE_patron"))
+        .args([
+            "admin",
+            "skill",
+            "add",
+            "--audience",
+            "https://skill.example/api",
+        ])
+        .args([
+            "--name",
+            "Skill",
+            "--scopes",
+            "read",
+            "--grantable-by",
+            "any",
+        ])
+        .args(["--delegate-to", "https://mail.example/api"])
+        .args(["--delegate-to", "https://b.example/"])
+        .env_clear()
+        .env("PATRON_ADMIN_TOKEN", TOKEN)
+        .env("PATRON_SERVER", &s.base)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stored = found("https://skill.example/api").expect("skill stored");
+    assert_eq!(
+        stored.delegate_audiences,
+        "https://mail.example/api https://b.example/"
+    );
+    let listed = s
+        .http
+        .get(s.url("/admin/skills"))
+        .bearer_auth(TOKEN)
+        .send()
+        .unwrap()
+        .json::<serde_json::Value>()
+        .unwrap();
+    assert_eq!(
+        listed["skills"][0]["delegate_audiences"],
+        json!(["https://mail.example/api", "https://b.example/"])
+    );
+    // Replacing the skill without the list clears it: the default allows no delegation.
+    assert_eq!(put(json!([])).status(), 201);
+    assert_eq!(
+        found("https://skill.example/api")
+            .unwrap()
+            .delegate_audiences,
+        ""
+    );
 }

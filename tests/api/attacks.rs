@@ -457,8 +457,8 @@ fn a_skill_client_cannot_exchange_a_token_issued_to_another_skill() {
     skill_a.approve(&s, "github:7", json!({}));
     let skill_b = Agent::register(&s);
     skill_b.approve(&s, "github:8", json!({}));
-    s.add_skill(SKILL, "read", 120, false, Some(&skill_a.client_id));
-    s.add_skill(SKILL_B, "read", 120, false, Some(&skill_b.client_id));
+    s.add_delegating_skill(SKILL, "read", &skill_a.client_id, &[SKILL_B]);
+    s.add_delegating_skill(SKILL_B, "read", &skill_b.client_id, &[SKILL_B]);
     let agent = Agent::approved(&s, json!({SKILL: "read", SKILL_B: "read"}));
     let for_a = agent.skill_token(&s, SKILL);
     // Skill B intercepted a token meant for skill A and tries to launder it.

@@ -1444,6 +1444,52 @@ fn an_owner_cannot_take_over_a_skill_that_is_not_theirs() {
     assert_eq!(skill(own).scopes, "read write");
 }
 
+#[test]
+fn an_owner_lists_the_audiences_a_skill_may_delegate_to() {
+    let s = console_server();
+    let alice = Browser::dev_login(&s, "alice");
+    let own = "https://alice-skill.example/api";
+    let add = |delegates: &str| -> Page {
+        let csrf = alice.csrf();
+        alice.post(
+            "/console/skills",
+            &[
+                ("csrf", &csrf),
+                ("audience", own),
+                ("name", "Mine"),
+                ("scopes", "read"),
+                ("ttl_secs", "300"),
+                ("delegate_audiences", delegates),
+            ],
+        )
+    };
+    let stored = || skills::find(&mut s.db.connect(), own).expect("read skill");
+
+    let page = add("https://mail.example/api, not-a-uri").expect(400);
+    assert!(
+        page.contains("each of delegate_audiences must be an absolute URI"),
+        "{}",
+        page.body
+    );
+    assert_eq!(stored(), None, "nothing stored");
+    s.expect_refusal_audited("skill.put", "skill_delegate_invalid");
+
+    add("https://mail.example/api,\nhttps://b.example/ ").expect_see_other("/console");
+    assert_eq!(
+        stored().expect("skill stored").delegate_audiences,
+        "https://mail.example/api https://b.example/"
+    );
+    let dashboard = alice.get("/console").expect(200);
+    assert!(
+        dashboard.contains("<code>https://mail.example/api https://b.example/</code>"),
+        "{}",
+        dashboard.body
+    );
+    // Left empty, the skill delegates to nothing.
+    add("").expect_see_other("/console");
+    assert_eq!(stored().expect("skill stored").delegate_audiences, "");
+}
+
 // ---- 10. rejection ----------------------------------------------------------------------
 
 #[test]

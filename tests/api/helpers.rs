@@ -550,19 +550,40 @@ impl TestServer {
         require_dpop: bool,
         client_id: Option<&str>,
     ) -> Value {
-        let r = self.admin(
-            "POST",
-            "/admin/skills",
-            Some(json!({
-                "audience": audience,
-                "name": "Test skill",
-                "scopes": scopes,
-                "ttl_secs": ttl_secs,
-                "require_dpop": require_dpop,
-                "client_id": client_id,
-                "grantable_by": ["any"],
-            })),
-        );
+        self.put_skill(json!({
+            "audience": audience,
+            "name": "Test skill",
+            "scopes": scopes,
+            "ttl_secs": ttl_secs,
+            "require_dpop": require_dpop,
+            "client_id": client_id,
+            "grantable_by": ["any"],
+        }))
+    }
+
+    /// Registers skill `audience` (`scopes`, 120 s, DPoP optional) whose client `client_id`
+    /// may exchange tokens it receives toward `delegate_to`; returns the skill JSON.
+    pub fn add_delegating_skill(
+        &self,
+        audience: &str,
+        scopes: &str,
+        client_id: &str,
+        delegate_to: &[&str],
+    ) -> Value {
+        self.put_skill(json!({
+            "audience": audience,
+            "name": "Test skill",
+            "scopes": scopes,
+            "ttl_secs": 120,
+            "client_id": client_id,
+            "delegate_audiences": delegate_to,
+            "grantable_by": ["any"],
+        }))
+    }
+
+    /// `POST /admin/skills` with `body`, asserting 201; returns the skill JSON.
+    pub fn put_skill(&self, body: Value) -> Value {
+        let r = self.admin("POST", "/admin/skills", Some(body));
         let status = r.status();
         let body: Value = r.json().expect("skill JSON");
         assert_eq!(status, 201, "skill creation failed: {body}");

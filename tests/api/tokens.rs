@@ -305,7 +305,7 @@ fn delegation(env: &[(&str, &str)]) -> Delegation {
     let s = b.start();
     let skill_a = Agent::register(&s);
     skill_a.approve(&s, "github:7", json!({}));
-    s.add_skill(SKILL, "read write", 120, false, Some(&skill_a.client_id));
+    s.add_delegating_skill(SKILL, "read write", &skill_a.client_id, &[SKILL_B]);
     s.add_skill(SKILL_B, "read write", 120, false, None);
     let agent = Agent::approved(&s, json!({SKILL: "read write", SKILL_B: "read"}));
     Delegation { s, agent, skill_a }
@@ -317,7 +317,7 @@ fn a_skill_client_delegates_to_another_skill_and_act_records_the_chain() {
     // Skill B is a client too, and C is a third skill the agent was granted.
     let skill_b = Agent::register(&s);
     skill_b.approve(&s, "github:8", json!({}));
-    s.add_skill(SKILL_B, "read write", 120, false, Some(&skill_b.client_id));
+    s.add_delegating_skill(SKILL_B, "read write", &skill_b.client_id, &[SKILL_C]);
     s.add_skill(SKILL_C, "read", 120, false, None);
     agent.approve(&s, OWNER, json!({SKILL_C: "read"}));
 
@@ -352,7 +352,7 @@ fn the_delegation_chain_depth_is_limited() {
         delegation(&[("PATRON_TOKENS__MAX_EXCHANGE_DEPTH", "1")]);
     let skill_b = Agent::register(&s);
     skill_b.approve(&s, "github:8", json!({}));
-    s.add_skill(SKILL_B, "read write", 120, false, Some(&skill_b.client_id));
+    s.add_delegating_skill(SKILL_B, "read write", &skill_b.client_id, &[SKILL_C]);
     s.add_skill(SKILL_C, "read", 120, false, None);
     agent.approve(&s, OWNER, json!({SKILL_C: "read"}));
 
@@ -361,6 +361,117 @@ fn the_delegation_chain_depth_is_limited() {
     let r = skill_b.exchange(&s, &for_b, SKILL_C);
     assert_oauth_error(r, 400, "invalid_grant");
     s.expect_refusal_audited("token.issue", "chain_too_deep");
+}
+
+#[test]
+fn a_delegate_exchanges_only_toward_audiences_its_skills_operator_allowed() {
+    let s = TestServer::with_admin();
+    let skill_a = Agent::register(&s);
+    skill_a.approve(&s, "github:7", json!({}));
+    // Skill A has a delegate client but, by default, no downstream audience.
+    let created = s.add_skill(SKILL, "read", 120, false, Some(&skill_a.client_id));
+    assert_eq!(created["delegate_audiences"], json!([]));
+    s.add_skill(SKILL_B, "read", 120, false, None);
+    s.add_skill(SKILL_C, "read", 120, false, None);
+    let agent = Agent::approved(&s, json!({SKILL: "read", SKILL_B: "read", SKILL_C: "read"}));
+    let for_a = agent.skill_token(&s, SKILL);
+    // Tokens for B issued so far (audited issuances), once there are at least `n`.
+    let issued_for_b = |n: usize| {
+        s.wait_for_audit_count(n, |e| {
+            e.event == "token.issue"
+                && e.outcome == "success"
+                && e.audience.as_deref() == Some(SKILL_B)
+        })
+    };
+
+    let body = assert_oauth_error(skill_a.exchange(&s, &for_a, SKILL_B), 400, "invalid_target");
+    assert_eq!(
+        body,
+        json!({
+            "error": "invalid_target",
+            "error_description": "this skill may not delegate to that resource",
+        })
+    );
+    s.expect_refusal_audited("token.issue", "delegation_not_allowed");
+
+    // Allowing another audience does not allow this one.
+    s.add_delegating_skill(SKILL, "read", &skill_a.client_id, &[SKILL_C]);
+    assert_oauth_error(skill_a.exchange(&s, &for_a, SKILL_B), 400, "invalid_target");
+    s.expect_refusals_audited("token.issue", "delegation_not_allowed", 2);
+    assert_eq!(issued_for_b(0), 0, "a refused delegation issues nothing");
+    assert!(!skill_a.exchange_ok(&s, &for_a, SKILL_C).is_empty());
+
+    // Once the operator lists it, the delegate may.
+    let listed = s.add_delegating_skill(SKILL, "read", &skill_a.client_id, &[SKILL_C, SKILL_B]);
+    assert_eq!(listed["delegate_audiences"], json!([SKILL_C, SKILL_B]));
+    let for_b = skill_a.exchange_ok(&s, &for_a, SKILL_B);
+    assert_eq!(claims_of(&for_b)["aud"], SKILL_B);
+    assert_eq!(issued_for_b(1), 1);
+    // The allow-list binds the delegate only: the agent still exchanges its own token.
+    assert!(
+        !agent
+            .exchange_ok(&s, &agent.agent_token(&s), SKILL_B)
+            .is_empty()
+    );
+}
+
+#[test]
+fn an_agent_exchanges_a_token_of_one_skill_for_another_skills_scopes() {
+    let files = "https://files.example/api";
+    let mail = "https://mail.example/api";
+    let s = TestServer::with_admin();
+    s.add_skill(files, "files:read files:write", 120, false, None);
+    s.add_skill(mail, "mail:read mail:send", 120, false, None);
+    let a = Agent::approved(
+        &s,
+        json!({files: "files:read files:write", mail: "mail:send"}),
+    );
+    let files_read = access_token(&a.token_ok(
+        &s,
+        &[
+            ("grant_type", "client_credentials"),
+            ("resource", files),
+            ("scope", "files:read"),
+        ],
+    ));
+
+    // Into the mail skill: bounded by the mail grant, not by the names `files:read` holds.
+    let exchange = |target: &str, scope: &str| {
+        a.token(
+            &s,
+            &[
+                ("grant_type", TOKEN_EXCHANGE),
+                ("subject_token", &files_read),
+                ("subject_token_type", ACCESS_TOKEN_TYPE),
+                ("resource", target),
+                ("scope", scope),
+            ],
+        )
+    };
+    let r = exchange(mail, "mail:send");
+    assert_eq!(r.status(), 200);
+    let r: Value = r.json().unwrap();
+    assert_eq!(r["scope"], "mail:send");
+    let c = claims_of(&access_token(&r));
+    assert_eq!(
+        (c["aud"].as_str(), c["scope"].as_str()),
+        (Some(mail), Some("mail:send"))
+    );
+    let mail_send = a.exchange_ok(&s, &files_read, mail);
+    assert_eq!(
+        claims_of(&mail_send)["scope"],
+        "mail:send",
+        "all of the mail grant"
+    );
+    // Never beyond the target's grant.
+    assert_oauth_error(exchange(mail, "mail:read"), 400, "invalid_scope");
+    s.expect_refusal_audited("token.issue", "scope_exceeds_grant");
+
+    // Back into the files skill, the subject token's own scopes bound it again.
+    assert_oauth_error(exchange(files, "files:write"), 400, "invalid_scope");
+    s.expect_refusals_audited("token.issue", "scope_exceeds_grant", 2);
+    let same = a.exchange_ok(&s, &files_read, files);
+    assert_eq!(claims_of(&same)["scope"], "files:read");
 }
 
 #[test]

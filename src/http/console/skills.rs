@@ -20,6 +20,7 @@ pub(super) struct SkillLine {
     pub(super) scopes: String,
     pub(super) ttl_secs: i64,
     pub(super) require_dpop: bool,
+    pub(super) delegate_audiences: String,
 }
 
 impl From<Grantable> for SkillLine {
@@ -30,6 +31,7 @@ impl From<Grantable> for SkillLine {
             scopes: g.scopes,
             ttl_secs: g.skill.ttl_secs,
             require_dpop: g.skill.require_dpop,
+            delegate_audiences: g.skill.delegate_audiences,
         }
     }
 }
@@ -63,6 +65,14 @@ pub(super) async fn add_skill(
         require_dpop: form.get("require_dpop") == Some("on"),
         client_id: None,
         grantable_by: Some(chosen_policy(form)),
+        // One field, audiences separated by spaces, commas or new lines.
+        delegate_audiences: form
+            .get("delegate_audiences")
+            .unwrap_or_default()
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned)
+            .collect(),
     };
     skills::put(&state, &owner.caller, input, operator(&post))
         .await

@@ -26,6 +26,18 @@ fn act_depth(act: Option<&Value>) -> usize {
     depth
 }
 
+/// The scopes of the subject token that bound an exchange toward `target`: its own scopes
+/// when it is for that same audience, else none. Scope names belong to one resource's
+/// vocabulary (`files:read` means nothing to a mail skill), so across skills, and from an
+/// agent token, only the agent's grant for the target decides.
+fn same_audience_scopes<'a>(
+    subject_aud: &str,
+    subject_scope: Option<&'a str>,
+    target: &str,
+) -> Option<&'a str> {
+    (subject_aud == target).then_some(subject_scope.unwrap_or(""))
+}
+
 /// Validates a token Patron issued, including revocation and the state of its agent.
 pub async fn validate_issued(
     state: &AppState,
@@ -141,6 +153,14 @@ pub(super) async fn grant(
                 "exchange_not_holder",
             ));
         }
+        // A delegate reaches only the downstream audiences its skill's operator listed.
+        if !subject_skill.is_some_and(|s| s.may_delegate_to(&skill.audience)) {
+            return Err(err(
+                ErrorKind::InvalidTarget,
+                "this skill may not delegate to that resource",
+                "delegation_not_allowed",
+            ));
+        }
         let mut act = Map::new();
         act.insert("sub".into(), json!(requester.client_id));
         if let Some(prior) = &subject.act {
@@ -162,8 +182,7 @@ pub(super) async fn grant(
             "grant_missing",
         )
     })?;
-    // A subject token for a skill limits the scopes further; an agent token does not.
-    let held = (subject.aud != state.issuer).then_some(subject.scope.as_deref().unwrap_or(""));
+    let held = same_audience_scopes(&subject.aud, subject.scope.as_deref(), &skill.audience);
     let granted = still_offered(granted, &skill.scopes);
     let scope = narrow_scopes(scope.as_deref(), &granted, held)?;
     require_binding(requester, skill.require_dpop, &jkt)?;
@@ -203,5 +222,68 @@ mod tests {
             act_depth(Some(&json!({"sub": "a", "act": {"sub": "b"}}))),
             2
         );
+    }
+
+    const FILES: &str = "https://files.example/api";
+    const MAIL: &str = "https://mail.example/api";
+
+    fn exchange_scopes(
+        subject_aud: &str,
+        subject_scope: &str,
+        target: &str,
+        granted: &[&str],
+        requested: Option<&str>,
+    ) -> Result<Option<String>, OAuthError> {
+        let granted: Vec<String> = granted.iter().map(|g| (*g).to_owned()).collect();
+        let held = same_audience_scopes(subject_aud, Some(subject_scope), target);
+        narrow_scopes(requested, &granted, held)
+    }
+
+    #[test]
+    fn scopes_of_another_skill_do_not_bound_an_exchange() {
+        // A `files:read` token exchanged for the mail skill gets what the mail grant holds.
+        assert_eq!(
+            exchange_scopes(FILES, "files:read", MAIL, &["mail:send"], None)
+                .unwrap()
+                .as_deref(),
+            Some("mail:send")
+        );
+        assert_eq!(
+            exchange_scopes(FILES, "files:read", MAIL, &["mail:send"], Some("mail:send"))
+                .unwrap()
+                .as_deref(),
+            Some("mail:send")
+        );
+        // Still never beyond that grant.
+        assert_eq!(
+            exchange_scopes(FILES, "files:read", MAIL, &["mail:send"], Some("mail:read"))
+                .unwrap_err()
+                .reason(),
+            "scope_exceeds_grant"
+        );
+        // An agent token (audience: the issuer) does not bound it either.
+        assert_eq!(
+            same_audience_scopes("https://patron.example", Some("x"), MAIL),
+            None
+        );
+    }
+
+    #[test]
+    fn a_same_audience_exchange_stays_within_the_subject_tokens_scopes() {
+        let granted = ["files:read", "files:write"];
+        assert_eq!(
+            exchange_scopes(FILES, "files:read", FILES, &granted, Some("files:write"))
+                .unwrap_err()
+                .reason(),
+            "scope_exceeds_grant"
+        );
+        assert_eq!(
+            exchange_scopes(FILES, "files:read", FILES, &granted, None)
+                .unwrap()
+                .as_deref(),
+            Some("files:read")
+        );
+        // A subject token without a scope bounds it to nothing.
+        assert_eq!(same_audience_scopes(FILES, None, FILES), Some(""));
     }
 }

@@ -40,9 +40,23 @@ pub struct SkillRow {
     pub proven_at: Option<UnixTime>,
     /// Why the last proof attempt failed, as shown to the skill's operator.
     pub proof_error: Option<String>,
+    /// Audiences its delegate client may exchange tokens toward, space-separated (absolute
+    /// URIs without whitespace); empty: none. See [`SkillRow::may_delegate_to`].
+    pub delegate_audiences: String,
 }
 
 impl SkillRow {
+    /// The audiences this skill's delegate client may exchange tokens toward.
+    pub fn delegate_audiences(&self) -> impl Iterator<Item = &str> {
+        self.delegate_audiences.split(' ').filter(|a| !a.is_empty())
+    }
+
+    /// Whether this skill's operator allowed its delegate client to exchange tokens toward
+    /// `audience` (compared exactly with the stored audience of the target skill).
+    pub fn may_delegate_to(&self, audience: &str) -> bool {
+        self.delegate_audiences().any(|a| a == audience)
+    }
+
     /// Whether tokens may be issued for it: an admin's skill always, an owner's once its
     /// audience is proven.
     pub fn usable(&self) -> bool {
@@ -72,6 +86,7 @@ pub fn upsert(conn: &mut DbConnection, row: &SkillRow) -> Result<(), StoreError>
             skills::policy_needs_review.eq(row.policy_needs_review),
             skills::proven_at.eq(row.proven_at),
             skills::proof_error.eq(&row.proof_error),
+            skills::delegate_audiences.eq(&row.delegate_audiences),
         ))
         .execute(conn)
         .map(|_| ())
@@ -112,4 +127,36 @@ pub fn all(conn: &mut DbConnection) -> Result<Vec<SkillRow>, StoreError> {
         .select(SkillRow::as_select())
         .load(conn)
         .map_err(StoreError::from_diesel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_skill_delegates_only_to_listed_audiences() {
+        let mut row = SkillRow {
+            audience: "https://files.example/api".into(),
+            name: "Files".into(),
+            scopes: "files:read".into(),
+            ttl_secs: 60,
+            require_dpop: false,
+            owner_id: None,
+            created_at: 0,
+            updated_at: 0,
+            client_id: Some("agt_files".into()),
+            grant_policy: GrantPolicy::default(),
+            policy_needs_review: false,
+            proven_at: None,
+            proof_error: None,
+            delegate_audiences: String::new(),
+        };
+        assert!(!row.may_delegate_to("https://mail.example/api"));
+        assert!(!row.may_delegate_to(""));
+        row.delegate_audiences = "https://mail.example/api https://b.example/".into();
+        assert!(row.may_delegate_to("https://mail.example/api"));
+        assert!(row.may_delegate_to("https://b.example/"));
+        assert!(!row.may_delegate_to("https://mail.example/api/"));
+        assert!(!row.may_delegate_to("https://mail.example"));
+    }
 }
