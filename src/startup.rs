@@ -19,7 +19,8 @@ use crate::jose::software_statement::TrustedPublishers;
 use crate::metrics::Metrics;
 use crate::oauth::discovery::{self, MetadataInput};
 use crate::outbound::Fetcher;
-use crate::ratelimit::RateLimiter;
+use crate::hash_pool::HashPool;
+use crate::ratelimit::{AuthFailureThrottle, KeyedLimiter, RateLimiter};
 use crate::service::directory::Directory;
 use crate::service::keys::KeyService;
 use crate::service::peers::{self, Peers};
@@ -156,6 +157,13 @@ impl Application {
             dpop_nonces,
             admin_addr: std::sync::OnceLock::new(),
             claim_limiter: crate::service::agents::claim_limiter(),
+            claim_session_limiter: crate::service::agents::claim_limiter_per_session(),
+            claim_failure_limiter: KeyedLimiter::new(
+                config.limits.claim_lookup_failures_per_minute,
+                config.limits.claim_lookup_failure_burst,
+            ),
+            auth_throttle: AuthFailureThrottle::new(config.limits.auth_failures),
+            hash_pool: HashPool::new(config.limits.hash_concurrency),
             mailer,
             suspicion: Default::default(),
             config,

@@ -11,11 +11,12 @@ use crate::audit::{AuditEvent, Outcome};
 use crate::clock::{self, UnixTime};
 use crate::crypto;
 use crate::endpoints;
-use crate::jose::jwks::PublicKeySet;
 use crate::jose::software_statement::StatementError;
 use crate::mail::Notification;
 use crate::oauth::client_metadata::{self, ClientMetadata, MetadataErrorCode};
 use crate::oauth::error::{ErrorKind, OAuthError};
+use crate::outbound::JwksFetchError;
+use crate::secret::Secret;
 use crate::service::enrollment::{self, Enrollment};
 use crate::service::peers::{self, Notice};
 use crate::service::{Caller, owners, store_failure};
@@ -125,14 +126,18 @@ async fn validate_metadata(
 ) -> Result<ClientMetadata, OAuthError> {
     let meta = client_metadata::validate(body).map_err(metadata_error)?;
     if let Some(uri) = &meta.jwks_uri {
-        let doc = state
+        state
             .fetcher
-            .fetch_json(uri, clock::monotonic())
+            .fetch_jwks(uri, clock::monotonic())
             .await
-            .map_err(|e| invalid_metadata(format!("jwks_uri: {e}"), e.reason()))?;
-        PublicKeySet::from_jwks(&doc).map_err(|e| {
-            invalid_metadata(format!("jwks_uri document: {e}"), "jwks_uri_invalid_keys")
-        })?;
+            .map_err(|e| match e {
+                JwksFetchError::Fetch(e) => {
+                    invalid_metadata(format!("jwks_uri: {e}"), e.reason())
+                }
+                JwksFetchError::InvalidKeys(e) => {
+                    invalid_metadata(format!("jwks_uri document: {e}"), "jwks_uri_invalid_keys")
+                }
+            })?;
     }
     Ok(meta)
 }
@@ -524,7 +529,7 @@ pub async fn update(
     body: Result<Map<String, Value>, OAuthError>,
 ) -> Result<Map<String, Value>, OAuthError> {
     let mut rekeyed = false;
-    let result = update_inner(state, client_id, bearer, body, &mut rekeyed).await;
+    let result = update_inner(state, caller, client_id, bearer, body, &mut rekeyed).await;
     audit_management(
         state,
         caller,
@@ -545,11 +550,24 @@ pub async fn update(
 
 async fn update_inner(
     state: &AppState,
+    caller: &Caller,
     client_id: &str,
     bearer: Option<&str>,
     body: Result<Map<String, Value>, OAuthError>,
     rekeyed: &mut bool,
 ) -> Result<Map<String, Value>, OAuthError> {
+    // An update may fetch a new jwks_uri like a registration: the same per-address budget.
+    state
+        .registration_limiter
+        .check(caller.source, clock::monotonic())
+        .map_err(|wait| {
+            OAuthError::new(
+                ErrorKind::TooManyRequests,
+                "too many registration updates from this address; retry later",
+                "registration_update_rate_limited",
+            )
+            .with_retry_after(wait)
+        })?;
     let row = authenticate(state, client_id, bearer).await?;
     let mut body = body?;
     let now = clock::now();
@@ -564,9 +582,22 @@ async fn update_inner(
         }
     }
     // RFC 7592 §2.2: a client_secret in the request must match the current one.
+    // Throttled like client authentication at the token endpoint; argon2id on the pool.
     if let Some(sent) = body.get("client_secret") {
+        let attempt = state
+            .auth_throttle
+            .attempt(client_id, caller.source, clock::monotonic())
+            .map_err(crate::service::token::client_auth_throttled)?;
         let matches = match (sent.as_str(), &row.client_secret_hash) {
-            (Some(s), Some(phc)) => state.secrets.verify(client_id, s, phc).0,
+            (Some(s), Some(phc)) => {
+                let (sent, phc) = (Secret::from(s), phc.clone());
+                let (cid, verifier) = (client_id.to_owned(), state.secrets.clone());
+                state
+                    .hash_pool
+                    .run(move || verifier.verify(&cid, sent.expose(), &phc).0)
+                    .await
+                    .unwrap_or(false)
+            }
             _ => false,
         };
         if !matches {
@@ -575,6 +606,7 @@ async fn update_inner(
                 "client_secret_mismatch",
             ));
         }
+        attempt.succeeded();
     }
     let statement = apply_software_statement(state, &mut body, now)?;
     let meta = validate_metadata(state, &body).await?;
