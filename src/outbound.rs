@@ -454,7 +454,7 @@ mod tests {
             "::1",
             "::127.0.0.1", // IPv4-compatible (deprecated)
             "::8.8.8.8",
-            "::ffff:1:0:0:1", // neither mapped nor translated
+            "::ffff:1:0:0:1",   // neither mapped nor translated
             "64:ff9b:1::a00:1", // NAT64 local use: the embedding depends on the prefix
             "64:ff9b:1:ffff::808:808",
             "64:ff9b:0:1::808:808", // within 64:ff9b::/32 but not the /96

@@ -233,10 +233,7 @@ impl AuthFailureThrottle {
     pub fn new(limits: AuthFailureLimits) -> Self {
         Self {
             per_client: KeyedLimiter::new(limits.per_client_per_minute, limits.per_client_burst),
-            per_address: KeyedLimiter::new(
-                limits.per_address_per_minute,
-                limits.per_address_burst,
-            ),
+            per_address: KeyedLimiter::new(limits.per_address_per_minute, limits.per_address_burst),
             keyer: RandomState::new(),
         }
     }
@@ -313,7 +310,11 @@ mod tests {
                 assert!(l.check(victim, 1.0).is_err(), "bucket reset after {i}");
             }
             if i % 10_000 == 0 {
-                let tracked: usize = l.0.shards.iter().map(|s| s.lock().unwrap().buckets.len()).sum();
+                let tracked: usize =
+                    l.0.shards
+                        .iter()
+                        .map(|s| s.lock().unwrap().buckets.len())
+                        .sum();
                 most = most.max(tracked);
             }
         }
@@ -346,7 +347,9 @@ mod tests {
         }
         assert_eq!(t.attempt("agt_a", attacker, 0.0).err(), Some(10));
         // The client itself, elsewhere, is not locked out.
-        t.attempt("agt_a", ip("203.0.113.5"), 0.0).unwrap().succeeded();
+        t.attempt("agt_a", ip("203.0.113.5"), 0.0)
+            .unwrap()
+            .succeeded();
         // Refilled after the wait.
         assert!(t.attempt("agt_a", attacker, 10.0).is_ok());
     }

@@ -131,9 +131,7 @@ async fn validate_metadata(
             .fetch_jwks(uri, clock::monotonic())
             .await
             .map_err(|e| match e {
-                JwksFetchError::Fetch(e) => {
-                    invalid_metadata(format!("jwks_uri: {e}"), e.reason())
-                }
+                JwksFetchError::Fetch(e) => invalid_metadata(format!("jwks_uri: {e}"), e.reason()),
                 JwksFetchError::InvalidKeys(e) => {
                     invalid_metadata(format!("jwks_uri document: {e}"), "jwks_uri_invalid_keys")
                 }

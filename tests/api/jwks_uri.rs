@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::helpers::{AgentKey, TestServer, agent_metadata, assert_oauth_error};
 
-fn with_jwks_uri(uri: &str) -> serde_json::Value {
+pub(crate) fn with_jwks_uri(uri: &str) -> serde_json::Value {
     let mut m = agent_metadata(&AgentKey::generate());
     m.as_object_mut().unwrap().remove("jwks");
     m["jwks_uri"] = json!(uri);
@@ -42,10 +42,10 @@ fn jwks_uri_to_private_addresses_is_refused() {
 
 /// A local HTTPS server (Python) serving files from a directory with a fresh self-signed
 /// certificate for `localhost`.
-struct HttpsFiles {
+pub(crate) struct HttpsFiles {
     child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
+    pub(crate) port: u16,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Drop for HttpsFiles {
@@ -55,7 +55,7 @@ impl Drop for HttpsFiles {
     }
 }
 
-fn https_files() -> HttpsFiles {
+pub(crate) fn https_files() -> HttpsFiles {
     let dir = tempfile::tempdir().unwrap();
     let ok = Command::new("openssl")
         .args([
