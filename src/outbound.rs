@@ -97,11 +97,12 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
     // local-use (64:ff9b:1::/48, whose embedding depends on the local prefix), discard-only
     // (100::/64), unique local, link- and site-local, multicast, SRv6 (5f00::/16) or
     // unassigned.
-    (s[0] & 0xe000) == 0x2000
-        && !((s[0] == 0x2001 && s[1] < 0x0200) // 2001::/23 IETF protocol assignments: Teredo
-            // (whose embedded client address is hidden), benchmarking, ORCHID…
-            || (s[0] == 0x2001 && s[1] == 0x0db8) // 2001:db8::/32 documentation
-            || (s[0] == 0x3fff && s[1] < 0x1000)) // 3fff::/20 documentation
+    let global_unicast = (s[0] & 0xe000) == 0x2000;
+    // 2001::/23 IETF protocol assignments: Teredo (whose embedded client address is
+    // hidden), benchmarking, ORCHID…
+    let protocol_assignment = s[0] == 0x2001 && s[1] < 0x0200;
+    let documentation = (s[0] == 0x2001 && s[1] == 0x0db8) || (s[0] == 0x3fff && s[1] < 0x1000);
+    global_unicast && !protocol_assignment && !documentation
 }
 
 /// A resolver that refuses hosts with any non-public address unless allow-listed.
