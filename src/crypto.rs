@@ -177,33 +177,36 @@ pub fn verify_argon2id(secret: &str, phc: &str) -> bool {
         .is_ok()
 }
 
-/// Runs argon2id checks on the blocking pool, a few at a time: each takes 19 MiB and tens
-/// of milliseconds, so callers presenting wrong secrets must not be able to occupy every
-/// blocking thread or much memory.
+/// Runs argon2id checks on the blocking pool, a few at a time (a
+/// [`HashPool`](crate::hash_pool::HashPool)): each takes 19 MiB and tens of milliseconds, so
+/// callers presenting wrong secrets must not be able to occupy every blocking thread or much
+/// memory.
 pub struct Argon2Pool {
-    permits: tokio::sync::Semaphore,
+    pool: crate::hash_pool::HashPool,
+}
+
+impl Argon2Pool {
+    /// At most `size` concurrent checks (`limits.hash_concurrency`; 0: one per core).
+    pub fn new(size: usize) -> Self {
+        Self {
+            pool: crate::hash_pool::HashPool::new(size),
+        }
+    }
+
+    /// Whether `secret` matches the argon2id PHC string `phc`. The secret moves to the
+    /// blocking thread uncopied; a failed task counts as a mismatch.
+    pub async fn verify(&self, secret: Secret, phc: String) -> bool {
+        self.pool
+            .run(move || verify_argon2id(secret.expose(), &phc))
+            .await
+            .unwrap_or(false)
+    }
 }
 
 impl Default for Argon2Pool {
     /// As many concurrent checks as there are cores.
     fn default() -> Self {
-        let n = std::thread::available_parallelism().map_or(2, usize::from);
-        Self {
-            permits: tokio::sync::Semaphore::new(n),
-        }
-    }
-}
-
-impl Argon2Pool {
-    /// Whether `secret` matches the argon2id PHC string `phc`. The secret moves to the
-    /// blocking thread uncopied; a failed task counts as a mismatch.
-    pub async fn verify(&self, secret: Secret, phc: String) -> bool {
-        let Ok(_permit) = self.permits.acquire().await else {
-            return false;
-        };
-        tokio::task::spawn_blocking(move || verify_argon2id(secret.expose(), &phc))
-            .await
-            .unwrap_or(false)
+        Self::new(0)
     }
 }
 

@@ -18,7 +18,7 @@ use crate::jose::keys::KeyEncryptionKey;
 use crate::jose::software_statement::TrustedPublishers;
 use crate::metrics::Metrics;
 use crate::outbound::Fetcher;
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{AuthFailureThrottle, KeyedLimiter, RateLimiter};
 use crate::service::directory::Directory;
 use crate::service::discovery::{self, Discovery, FixedMetadata};
 use crate::service::keys::KeyService;
@@ -160,7 +160,7 @@ impl Application {
             fetcher: Fetcher::new(&config.outbound).context("outbound HTTP client (outbound.*)")?,
             publishers,
             secrets,
-            argon2: Argon2Pool::default(),
+            argon2: Argon2Pool::new(config.limits.hash_concurrency),
             verified_admin_token: std::sync::OnceLock::new(),
             directory: Directory::default(),
             replay: match &redis {
@@ -175,6 +175,12 @@ impl Application {
             dpop_nonces,
             admin_addr: std::sync::OnceLock::new(),
             claim_limiter: crate::service::agents::claim_limiter(),
+            claim_session_limiter: crate::service::agents::claim_limiter_per_session(),
+            claim_failure_limiter: KeyedLimiter::new(
+                config.limits.claim_lookup_failures_per_minute,
+                config.limits.claim_lookup_failure_burst,
+            ),
+            auth_throttle: AuthFailureThrottle::new(config.limits.auth_failures),
             mailer,
             suspicion: Default::default(),
             config,

@@ -9,7 +9,7 @@ use crate::crypto::{Argon2Pool, SecretHasher};
 use crate::jose::software_statement::TrustedPublishers;
 use crate::metrics::Metrics;
 use crate::outbound::Fetcher;
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{AuthFailureThrottle, KeyedLimiter, RateLimiter};
 use crate::service::directory::Directory;
 use crate::service::keys::KeyService;
 use crate::service::replay::ReplayCache;
@@ -60,6 +60,12 @@ pub struct AppState {
     pub dpop_nonces: DpopNonces,
     /// Per-address limit on user-code lookups in the console.
     pub claim_limiter: RateLimiter,
+    /// Per-session limit on user-code lookups (keyed by the session's id hash).
+    pub claim_session_limiter: KeyedLimiter<String>,
+    /// Global cap on failed user-code lookups.
+    pub claim_failure_limiter: KeyedLimiter<()>,
+    /// Throttle on failed client authentication.
+    pub auth_throttle: AuthFailureThrottle,
     /// Owner notifications.
     pub mailer: crate::mail::Mailer,
     /// Suspicious refusals awaiting the next digest.

@@ -10,11 +10,12 @@
 //! and the `validate_*` function that produces them: `server` (listen address, issuer,
 //! admin API, audit writer, Redis), `database`, `keys`, `registration` (with outbound
 //! fetches and software statements), `tokens` (with the JWT validation profile),
-//! `console` (with the login providers) and `mail`.
+//! `console` (with the login providers), `mail` and `limits`.
 
 mod console;
 mod database;
 mod keys;
+mod limits;
 mod mail;
 mod raw;
 mod registration;
@@ -33,6 +34,7 @@ use url::Url;
 pub use console::{ConsoleConfig, ProviderConfig, ProviderKind};
 pub use database::{Backend, DatabaseUrl};
 pub use keys::{KeyEncryptionKeySource, KeysConfig};
+pub use limits::LimitsConfig;
 pub use mail::{MailConfig, MailTransport, SmtpTls};
 pub use registration::{OutboundConfig, Publisher, RegistrationConfig, SoftwareStatementConfig};
 pub use server::{
@@ -133,6 +135,8 @@ pub struct Config {
     pub admin_listen: Option<SocketAddr>,
     /// State shared by replicas.
     pub redis: RedisConfig,
+    /// Abuse limits.
+    pub limits: LimitsConfig,
 }
 
 /// Maps short environment aliases to dotted setting paths.
@@ -231,6 +235,7 @@ impl RawConfig {
         let console = console::validate_console(&self.console, listen, self.mode)?;
         let mail = mail::validate_mail(&self.mail, self.mode, database_dir)?;
         let validation = tokens::validate_validation(&self.validation)?;
+        let limits = limits::validate_limits(&self.limits)?;
         Ok(Config {
             mode: self.mode,
             listen,
@@ -252,6 +257,7 @@ impl RawConfig {
             admin_token: admin.token,
             admin_listen: admin.listen,
             redis,
+            limits,
         })
     }
 }

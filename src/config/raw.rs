@@ -28,6 +28,19 @@ pub(super) struct RawConfig {
     pub(super) admin: RawAdmin,
     pub(super) mail: RawMail,
     pub(super) redis: RawRedis,
+    pub(super) limits: RawLimits,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLimits {
+    pub(super) client_auth_failures_per_minute: u32,
+    pub(super) client_auth_failure_burst: u32,
+    pub(super) address_auth_failures_per_minute: u32,
+    pub(super) address_auth_failure_burst: u32,
+    pub(super) hash_concurrency: usize,
+    pub(super) claim_lookup_failures_per_minute: u32,
+    pub(super) claim_lookup_failure_burst: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -99,6 +112,7 @@ pub(super) struct RawOutbound {
     pub(super) timeout_ms: u64,
     pub(super) max_bytes: usize,
     pub(super) cache_secs: u64,
+    pub(super) cache_max_bytes: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -205,6 +219,7 @@ impl Default for RawConfig {
                 timeout_ms: 3000,
                 max_bytes: 64 * 1024,
                 cache_secs: 300,
+                cache_max_bytes: 4 * 1024 * 1024,
             },
             software_statements: RawSoftwareStatements {
                 required: false,
@@ -261,6 +276,15 @@ impl Default for RawConfig {
                 ca_file: None,
                 prefix: "patron:".into(),
                 timeout_ms: 500,
+            },
+            limits: RawLimits {
+                client_auth_failures_per_minute: 10,
+                client_auth_failure_burst: 10,
+                address_auth_failures_per_minute: 60,
+                address_auth_failure_burst: 60,
+                hash_concurrency: 0,
+                claim_lookup_failures_per_minute: 60,
+                claim_lookup_failure_burst: 30,
             },
         }
     }

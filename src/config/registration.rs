@@ -34,8 +34,10 @@ pub struct OutboundConfig {
     pub timeout_ms: u64,
     /// Largest accepted response body.
     pub max_bytes: usize,
-    /// How long a fetched document is cached.
+    /// How long a fetched key set is cached.
     pub cache_secs: i64,
+    /// Most bytes of fetched documents whose key sets are cached at once.
+    pub cache_max_bytes: usize,
 }
 
 /// A software-statement publisher trusted by this server.
@@ -109,6 +111,7 @@ pub(super) fn validate_outbound(raw: &RawOutbound) -> Result<OutboundConfig, Con
         max_bytes: raw.max_bytes,
         cache_secs: i64::try_from(raw.cache_secs)
             .map_err(|_| ConfigError::new("outbound.cache_secs", "is too large"))?,
+        cache_max_bytes: raw.cache_max_bytes,
     })
 }
 

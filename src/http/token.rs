@@ -8,6 +8,7 @@ use crate::http::error::{self, HttpError};
 use crate::http::extract::{MAX_FORM_BODY, caller, form_pairs};
 use crate::oauth::error::OAuthError;
 use crate::secret::Secret;
+use crate::service::Caller;
 use crate::service::token::{self, RequestHeaders};
 use crate::state::AppState;
 
@@ -20,7 +21,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource(REVOCATION).route(web::post().to(revoke_token)));
 }
 
-fn headers(req: &HttpRequest) -> RequestHeaders {
+fn headers(req: &HttpRequest, who: &Caller) -> RequestHeaders {
     let mut dpop = req.headers().get_all("dpop");
     let first = dpop.next().and_then(|v| v.to_str().ok()).map(str::to_owned);
     let dpop = match (first, dpop.next()) {
@@ -35,6 +36,7 @@ fn headers(req: &HttpRequest) -> RequestHeaders {
             .and_then(|v| v.to_str().ok())
             .map(Secret::from),
         dpop,
+        source: Some(who.source),
     }
 }
 
@@ -56,7 +58,7 @@ async fn issue_token(
 ) -> Result<HttpResponse, HttpError> {
     let who = caller(&req, &state);
     let body = form_pairs(&req, payload, MAX_FORM_BODY).await;
-    let resp = token::token(&state, &who, headers(&req), body).await?;
+    let resp = token::token(&state, &who, headers(&req, &who), body).await?;
     no_store_json(&resp)
 }
 
@@ -68,7 +70,7 @@ async fn introspect_token(
 ) -> Result<HttpResponse, HttpError> {
     let who = caller(&req, &state);
     let body = form_pairs(&req, payload, MAX_FORM_BODY).await;
-    let resp = token::introspect(&state, &who, headers(&req), body).await?;
+    let resp = token::introspect(&state, &who, headers(&req, &who), body).await?;
     no_store_json(&resp)
 }
 
@@ -80,7 +82,7 @@ async fn revoke_token(
 ) -> Result<HttpResponse, HttpError> {
     let who = caller(&req, &state);
     let body = form_pairs(&req, payload, MAX_FORM_BODY).await;
-    token::revoke(&state, &who, headers(&req), body).await?;
+    token::revoke(&state, &who, headers(&req, &who), body).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish())

@@ -10,8 +10,9 @@ use crate::clock::{self, UnixTime};
 use crate::mail::Notification;
 use crate::oauth::error::{ErrorKind, OAuthError};
 use crate::oauth::ids::OwnerId;
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{KeyedLimiter, RateLimiter};
 use crate::service::peers::{self, Notice};
+use crate::service::sessions::Session;
 use crate::service::{Actor, Caller, owners, registration, skills, store_failure};
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -19,9 +20,20 @@ use crate::store::models::audit_events::{self, AuditEventRow};
 use crate::store::models::clients::{self, ClientRow, ClientStatus};
 use crate::store::models::grants::{self, GrantRow};
 
+/// User-code lookups (and login starts) per address, or lookups per console session, per
+/// minute.
+pub const CLAIM_LOOKUPS_PER_MINUTE: u32 = 30;
+/// Burst of the per-address and per-session lookup limits.
+pub const CLAIM_LOOKUP_BURST: u32 = 10;
+
 /// Per-address limit on user-code lookups and login starts (brute force on codes).
 pub fn claim_limiter() -> RateLimiter {
-    RateLimiter::new(30, 10)
+    RateLimiter::new(CLAIM_LOOKUPS_PER_MINUTE, CLAIM_LOOKUP_BURST)
+}
+
+/// Per-session limit on user-code lookups (one session spread over many addresses).
+pub fn claim_limiter_per_session() -> KeyedLimiter<String> {
+    KeyedLimiter::new(CLAIM_LOOKUPS_PER_MINUTE, CLAIM_LOOKUP_BURST)
 }
 
 fn not_found(actor: Actor<'_>) -> OAuthError {
@@ -108,31 +120,45 @@ async fn approve_inner(
 }
 
 /// The pending registration a human typed the user code of (case and dash forgiven),
-/// rate-limited per address. Unknown and expired codes are refused with a message for the
-/// person.
+/// rate-limited per address and per console session, and refused for everyone while the
+/// global budget of failed lookups is spent: guessing codes from many addresses and
+/// sessions at once finds no more than the global cap allows. Unknown and expired codes are
+/// refused with a message for the person.
 pub async fn find_claimable(
     state: &AppState,
     caller: &Caller,
+    session: &Session,
     code: &str,
 ) -> Result<ClientRow, OAuthError> {
     let refuse = |reason: &'static str| {
         state.audit.record(
             caller
                 .audit("agent.claim_lookup", Outcome::Failure)
+                .owner(Some(session.owner_id.as_str()))
                 .reason(reason),
         );
     };
-    if state
-        .claim_limiter
-        .check(caller.source, clock::monotonic())
-        .is_err()
-    {
-        refuse("claim_rate_limited");
-        return Err(OAuthError::new(
+    let limited = |reason: &'static str| {
+        refuse(reason);
+        OAuthError::new(
             ErrorKind::TooManyRequests,
             "Too many attempts. Wait a minute and try again.",
-            "claim_rate_limited",
-        ));
+            reason,
+        )
+    };
+    let now = clock::monotonic();
+    if state.claim_limiter.check(caller.source, now).is_err() {
+        return Err(limited("claim_rate_limited"));
+    }
+    if state
+        .claim_session_limiter
+        .check(session.id_hash.clone(), now)
+        .is_err()
+    {
+        return Err(limited("claim_rate_limited_session"));
+    }
+    if state.claim_failure_limiter.peek(&(), now).is_err() {
+        return Err(limited("claim_rate_limited_global"));
     }
     let normalised: String = code
         .chars()
@@ -149,13 +175,17 @@ pub async fn find_claimable(
         None
     };
     match found {
-        Some(row) if row.is_expired(clock::now()) => Err(OAuthError::new(
-            ErrorKind::NotFound,
-            "This code has expired. Ask the agent to register again.",
-            "user_code_expired",
-        )),
+        Some(row) if row.is_expired(clock::now()) => {
+            state.claim_failure_limiter.charge((), now);
+            Err(OAuthError::new(
+                ErrorKind::NotFound,
+                "This code has expired. Ask the agent to register again.",
+                "user_code_expired",
+            ))
+        }
         Some(row) if row.status == ClientStatus::Pending => Ok(row),
         _ => {
+            state.claim_failure_limiter.charge((), now);
             refuse("user_code_unknown");
             Err(OAuthError::new(
                 ErrorKind::NotFound,

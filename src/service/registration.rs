@@ -16,6 +16,7 @@ use crate::jose::software_statement::StatementError;
 use crate::mail::Notification;
 use crate::oauth::client_metadata::{self, ClientMetadata, MetadataErrorCode};
 use crate::oauth::error::{ErrorKind, OAuthError};
+use crate::outbound::JwksFetchError;
 use crate::secret::Secret;
 use crate::service::enrollment::{self, Enrollment};
 use crate::service::peers::{self, Notice};
@@ -131,20 +132,25 @@ async fn validate_metadata(
 ) -> Result<Validated, OAuthError> {
     let meta = client_metadata::validate(body).map_err(metadata_error)?;
     let keys = match (&meta.jwks, &meta.jwks_uri) {
-        (Some(jwks), _) => Some(
-            PublicKeySet::from_jwks(jwks)
-                .map_err(|e| invalid_metadata(format!("jwks: {e}"), "jwks_invalid"))?,
-        ),
-        (None, Some(uri)) => {
-            let doc = state
-                .fetcher
-                .fetch_json(uri, clock::monotonic())
-                .await
-                .map_err(|e| invalid_metadata(format!("jwks_uri: {e}"), e.reason()))?;
-            Some(PublicKeySet::from_jwks(&doc).map_err(|e| {
-                invalid_metadata(format!("jwks_uri document: {e}"), "jwks_uri_invalid_keys")
-            })?)
+        (Some(jwks), _) => {
+            Some(Arc::new(PublicKeySet::from_jwks(jwks).map_err(|e| {
+                invalid_metadata(format!("jwks: {e}"), "jwks_invalid")
+            })?))
         }
+        (None, Some(uri)) => Some(
+            state
+                .fetcher
+                .fetch_jwks(uri, clock::monotonic())
+                .await
+                .map_err(|e| match e {
+                    JwksFetchError::Fetch(e) => {
+                        invalid_metadata(format!("jwks_uri: {e}"), e.reason())
+                    }
+                    JwksFetchError::InvalidKeys(e) => {
+                        invalid_metadata(format!("jwks_uri document: {e}"), "jwks_uri_invalid_keys")
+                    }
+                })?,
+        ),
         (None, None) => None,
     };
     Ok(Validated {
@@ -601,7 +607,7 @@ pub async fn update(
     body: Result<Map<String, Value>, OAuthError>,
 ) -> Result<Map<String, Value>, OAuthError> {
     let mut rekeyed = false;
-    let result = update_inner(state, client_id, bearer, body, &mut rekeyed).await;
+    let result = update_inner(state, caller, client_id, bearer, body, &mut rekeyed).await;
     audit_management(
         state,
         caller,
@@ -622,11 +628,24 @@ pub async fn update(
 
 async fn update_inner(
     state: &AppState,
+    caller: &Caller,
     client_id: &str,
     bearer: Option<&str>,
     body: Result<Map<String, Value>, OAuthError>,
     rekeyed: &mut bool,
 ) -> Result<Map<String, Value>, OAuthError> {
+    // An update may fetch a new jwks_uri like a registration: the same per-address budget.
+    state
+        .registration_limiter
+        .check(caller.source, clock::monotonic())
+        .map_err(|wait| {
+            OAuthError::new(
+                ErrorKind::TooManyRequests,
+                "too many registration updates from this address; retry later",
+                "registration_update_rate_limited",
+            )
+            .with_retry_after(wait)
+        })?;
     let row = authenticate(state, client_id, bearer).await?;
     let mut body = body?;
     let now = clock::now();
@@ -641,8 +660,13 @@ async fn update_inner(
         }
     }
     // RFC 7592 §2.2: a client_secret in the request must match the current one.
+    // Throttled like client authentication at the token endpoint.
     let mut confirmed_secret = None;
     if let Some(sent) = body.get("client_secret") {
+        let attempt = state
+            .auth_throttle
+            .attempt(client_id, caller.source, clock::monotonic())
+            .map_err(crate::service::token::client_auth_throttled)?;
         let matches = match (sent.as_str(), &row.client_secret_hash) {
             (Some(s), Some(stored)) => {
                 client_secrets::verify(state, client_id, Secret::from(s), stored).await
@@ -657,6 +681,7 @@ async fn update_inner(
                 "client_secret_mismatch",
             ));
         }
+        attempt.succeeded();
     }
     let statement = apply_software_statement(state, &mut body, now)?;
     let Validated {

@@ -96,9 +96,11 @@ impl UpstreamError {
     }
 }
 
-/// An HTTP client for provider calls: no redirects, bounded time.
+/// An HTTP client for provider calls: no redirects, no proxy from the environment
+/// (`HTTPS_PROXY` and the like), bounded time.
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
+        .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(std::time::Duration::from_secs(10))
         .user_agent(concat!("patron/", env!("CARGO_PKG_VERSION")))

@@ -1,6 +1,8 @@
 //! The attack catalogue: each test sends one forged, replayed or out-of-bounds request to
 //! the token endpoint and checks the exact OAuth error (never a 5xx) and the reason code
-//! the audit log records for it.
+//! the audit log records for it; the last section floods the endpoints that cost the
+//! server CPU or memory (failed client authentication, `jwks_uri` fetches, user-code
+//! lookups) and checks that the limits hold.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -10,7 +12,7 @@ use serde_json::{Value, json};
 use crate::helpers::{
     ACCESS_TOKEN_TYPE, Agent, AgentKey, OWNER, SKILL, TOKEN_EXCHANGE, TestServer,
     assert_oauth_error, bare_public_jwk, claims_of, dpop_claims, dpop_proof_with, form, header_of,
-    now,
+    now, unique,
 };
 
 const SKILL_B: &str = "https://skill-b.example/api";
@@ -645,4 +647,356 @@ fn a_client_secret_guess_for_a_private_key_jwt_client_is_refused() {
     );
     assert_oauth_error(r, 401, "invalid_client");
     s.expect_refusals_audited("token.issue", "auth_method_mismatch", 2);
+}
+
+// ---- Unauthenticated CPU and memory sinks ------------------------------------------------
+
+/// Failed-authentication limits small enough to reach in a test: per client and address a
+/// burst of 2, per address a burst of 4, both refilling at one a minute; 127.0.0.1 is a
+/// trusted proxy, so `X-Forwarded-For` picks the source address.
+fn throttled_server() -> TestServer {
+    let s = TestServer::builder()
+        .env("PATRON_ADMIN_TOKEN", crate::helpers::ADMIN)
+        .env("PATRON_REGISTRATION__TRUSTED_PROXIES", "[\"127.0.0.1\"]")
+        .env("PATRON_LIMITS__CLIENT_AUTH_FAILURES_PER_MINUTE", "1")
+        .env("PATRON_LIMITS__CLIENT_AUTH_FAILURE_BURST", "2")
+        .env("PATRON_LIMITS__ADDRESS_AUTH_FAILURES_PER_MINUTE", "1")
+        .env("PATRON_LIMITS__ADDRESS_AUTH_FAILURE_BURST", "4")
+        .start();
+    s.add_skill(SKILL, "read write", 120, false, None);
+    s
+}
+
+/// `POST path` with HTTP Basic credentials from source address `from`.
+fn basic_from(s: &TestServer, path: &str, from: &str, id: &str, secret: &str) -> Response {
+    s.http
+        .post(s.url(path))
+        .header("X-Forwarded-For", from)
+        .basic_auth(id, Some(secret))
+        .form(&form(&[
+            ("grant_type", "client_credentials"),
+            ("token", "not-a-token"),
+        ]))
+        .send()
+        .unwrap()
+}
+
+/// Asserts a 429 `temporarily_unavailable` with a `Retry-After`.
+fn assert_throttled(resp: Response) {
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(retry.is_some_and(|r| r >= 1), "Retry-After: {retry:?}");
+    assert_oauth_error(resp, 429, "temporarily_unavailable");
+}
+
+#[test]
+fn wrong_client_secrets_are_throttled_per_client_and_address_without_locking_the_client_out() {
+    let s = throttled_server();
+    let (id, secret) =
+        crate::tokens::secret_client(&s, "client_secret_basic", json!({SKILL: "read"}));
+    let attacker = "198.51.100.7";
+    for path in ["/token", "/introspect", "/revoke"] {
+        // Each endpoint counts toward the same (client, address) budget.
+        let resp = basic_from(&s, path, attacker, &id, "patron_cs_wrong");
+        if path == "/revoke" {
+            assert_throttled(resp);
+        } else {
+            assert_oauth_error(resp, 401, "invalid_client");
+        }
+    }
+    s.expect_refusals_audited("token.issue", "client_secret_invalid", 1);
+    s.expect_refusals_audited("token.introspect", "client_secret_invalid", 1);
+    s.expect_refusal_audited("token.revoke", "client_auth_throttled");
+    // Over the limit even the right secret is refused from there, before it is checked…
+    assert_throttled(basic_from(&s, "/token", attacker, &id, &secret));
+    assert_throttled(basic_from(&s, "/introspect", attacker, &id, &secret));
+    s.expect_refusal_audited("token.issue", "client_auth_throttled");
+    s.expect_refusal_audited("token.introspect", "client_auth_throttled");
+    // …but the client itself, from its own address, is not locked out.
+    let ok = basic_from(&s, "/token", "203.0.113.20", &id, &secret);
+    assert_eq!(ok.status(), 200);
+}
+
+#[test]
+fn failed_authentications_across_clients_throttle_the_address_and_its_64() {
+    let s = throttled_server();
+    let clients: Vec<_> = (0..3)
+        .map(|_| crate::tokens::secret_client(&s, "client_secret_basic", json!({SKILL: "read"})))
+        .collect();
+    // Four failures (the address burst) spread over clients and over one IPv6 /64…
+    for (i, (id, _)) in clients.iter().take(2).enumerate() {
+        for j in 0..2 {
+            let from = format!("2001:db8:77:1::{:x}", 1 + i * 2 + j);
+            let resp = basic_from(&s, "/introspect", &from, id, "patron_cs_wrong");
+            assert_oauth_error(resp, 401, "invalid_client");
+        }
+    }
+    // …and a third client from yet another address of that /64 is refused unchecked.
+    let (id, secret) = &clients[2];
+    assert_throttled(basic_from(&s, "/token", "2001:db8:77:1::99", id, secret));
+    // Another /64 is another customer.
+    assert_eq!(
+        basic_from(&s, "/token", "2001:db8:77:2::1", id, secret).status(),
+        200
+    );
+}
+
+#[test]
+fn bad_client_assertions_are_throttled_and_a_good_one_elsewhere_still_works() {
+    let s = throttled_server();
+    let a = Agent::approved(&s, json!({SKILL: "read"}));
+    let stranger = AgentKey::generate();
+    let forged =
+        |s: &TestServer| stranger.sign(json!({"alg": "ES256", "kid": "k1"}), a.assertion_claims(s));
+    for _ in 0..2 {
+        refused(
+            &s,
+            with_assertion(&s, &a, &forged(&s)),
+            401,
+            "invalid_client",
+            "signature_invalid",
+        );
+    }
+    // The agent's own valid assertion from the throttled address: refused unchecked.
+    let resp = with_assertion(&s, &a, &a.assertion(&s));
+    assert_throttled(resp);
+    s.expect_refusal_audited("token.issue", "client_auth_throttled");
+    // The same agent from another address is not locked out.
+    let resp = s
+        .http
+        .post(s.url("/token"))
+        .header("X-Forwarded-For", "203.0.113.30")
+        .header("DPoP", a.dpop_proof(&s.url("/token")))
+        .form(&Agent::form_with_assertion(
+            &a.assertion(&s),
+            &[("grant_type", "client_credentials")],
+        ))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+/// A pending registration with a secret, and its configuration URI and access token.
+fn secret_registration(s: &TestServer) -> (Value, String, String) {
+    let r = s.register_ok(&json!({
+        "grant_types": ["client_credentials"],
+        "response_types": [],
+        "token_endpoint_auth_method": "client_secret_basic",
+    }));
+    let uri = r["registration_client_uri"].as_str().unwrap().to_owned();
+    let rat = r["registration_access_token"].as_str().unwrap().to_owned();
+    (r, uri, rat)
+}
+
+#[test]
+fn wrong_client_secrets_in_rfc7592_updates_are_throttled() {
+    let s = throttled_server();
+    let (r, uri, rat) = secret_registration(&s);
+    let body = |secret: &Value| {
+        json!({
+            "client_id": r["client_id"],
+            "grant_types": ["client_credentials"],
+            "response_types": [],
+            "token_endpoint_auth_method": "client_secret_basic",
+            "client_secret": secret,
+        })
+    };
+    let put = |secret: &Value| {
+        s.http
+            .put(&uri)
+            .bearer_auth(&rat)
+            .json(&body(secret))
+            .send()
+            .unwrap()
+    };
+    for _ in 0..2 {
+        assert_oauth_error(
+            put(&json!("patron_cs_wrong")),
+            400,
+            "invalid_client_metadata",
+        );
+    }
+    s.expect_refusals_audited("client.update", "client_secret_mismatch", 2);
+    assert_throttled(put(&r["client_secret"]));
+    s.expect_refusal_audited("client.update", "client_auth_throttled");
+}
+
+#[test]
+fn rfc7592_updates_are_rate_limited_per_address_like_registration() {
+    let s = TestServer::builder()
+        .env("PATRON_REGISTRATION__RATE_LIMIT_PER_MINUTE", "1")
+        .env("PATRON_REGISTRATION__RATE_LIMIT_BURST", "3")
+        .start();
+    let (r, uri, rat) = secret_registration(&s);
+    let put = || {
+        s.http
+            .put(&uri)
+            .bearer_auth(&rat)
+            .json(&json!({
+                "client_id": r["client_id"],
+                "grant_types": ["client_credentials"],
+                "response_types": [],
+                "token_endpoint_auth_method": "client_secret_basic",
+                "client_name": unique(),
+            }))
+            .send()
+            .unwrap()
+    };
+    // The registration took one token of the burst of three.
+    for _ in 0..2 {
+        assert_eq!(put().status(), 200);
+    }
+    assert_throttled(put());
+    s.expect_refusal_audited("client.update", "registration_update_rate_limited");
+}
+
+#[test]
+fn registrations_rotating_through_one_ipv6_64_share_one_limit() {
+    let s = TestServer::builder()
+        .env("PATRON_REGISTRATION__TRUSTED_PROXIES", "[\"127.0.0.1\"]")
+        .env("PATRON_REGISTRATION__RATE_LIMIT_PER_MINUTE", "1")
+        .env("PATRON_REGISTRATION__RATE_LIMIT_BURST", "2")
+        .start();
+    let register_from = |from: &str| {
+        s.http
+            .post(s.url("/register"))
+            .header("X-Forwarded-For", from)
+            .json(&crate::helpers::agent_metadata(&AgentKey::generate()))
+            .send()
+            .unwrap()
+    };
+    assert_eq!(register_from("2001:db8:5:6::1").status(), 201);
+    assert_eq!(register_from("2001:db8:5:6:ffff::2").status(), 201);
+    assert_throttled(register_from("2001:db8:5:6:abcd:1234::3"));
+    s.expect_refusal_audited("client.register", "registration_rate_limited");
+    assert_eq!(register_from("2001:db8:5:7::1").status(), 201);
+    assert_eq!(s.count_clients(), 3);
+}
+
+#[test]
+fn a_jwks_uri_document_that_failed_validation_is_not_cached() {
+    let files = crate::helpers::https::https_files();
+    let key = AgentKey::generate();
+    let path = files.dir.path().join("keys.json");
+    std::fs::write(&path, json!({"keys": [key.private_jwk()]}).to_string()).unwrap();
+    let s = TestServer::builder()
+        .env("PATRON_OUTBOUND__ALLOW_HOSTS", "[\"localhost\"]")
+        .env(
+            "PATRON_OUTBOUND__CA_FILE",
+            files.dir.path().join("cert.pem").to_str().unwrap(),
+        )
+        .start();
+    let uri = format!("https://localhost:{}/keys.json", files.port);
+    assert_oauth_error(
+        s.register(&crate::jwks_uri::with_jwks_uri(&uri)),
+        400,
+        "invalid_client_metadata",
+    );
+    s.expect_refusal_audited("client.register", "jwks_uri_invalid_keys");
+    // Fixed at the source: the next registration fetches again (within cache_secs).
+    std::fs::write(&path, json!({"keys": [key.public_jwk("k1")]}).to_string()).unwrap();
+    let r = s.register_ok(&crate::jwks_uri::with_jwks_uri(&uri));
+    assert_eq!(r["jwks_uri"], uri.as_str());
+}
+
+#[test]
+fn jwks_uri_fetches_ignore_proxy_environment_variables() {
+    // A "proxy" that counts the connections it is offered.
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = proxy.local_addr().unwrap().port();
+    proxy.set_nonblocking(true).unwrap();
+    let proxy_url = format!("http://127.0.0.1:{port}");
+    let s = TestServer::builder()
+        .env("HTTPS_PROXY", &proxy_url)
+        .env("https_proxy", &proxy_url)
+        .env("ALL_PROXY", &proxy_url)
+        .env("NO_PROXY", "")
+        .env("no_proxy", "")
+        .start();
+    // A public name that does not resolve: without a proxy, the fetch fails at DNS.
+    let resp = s.register(&crate::jwks_uri::with_jwks_uri(
+        "https://jwks.patron-test.invalid/jwks.json",
+    ));
+    assert_oauth_error(resp, 400, "invalid_client_metadata");
+    s.expect_refusal_audited("client.register", "jwks_uri_fetch_failed");
+    assert!(
+        proxy.accept().is_err(),
+        "the fetch went through the proxy, around the address guard"
+    );
+}
+
+/// A console server with the global cap on failed user-code lookups at a burst of
+/// `global_burst`, and 127.0.0.1 as a trusted proxy.
+fn claim_server(global_burst: &str) -> TestServer {
+    let s = crate::helpers::console::console_builder()
+        .env("PATRON_REGISTRATION__TRUSTED_PROXIES", "[\"127.0.0.1\"]")
+        .env("PATRON_LIMITS__CLAIM_LOOKUP_FAILURES_PER_MINUTE", "1")
+        .env("PATRON_LIMITS__CLAIM_LOOKUP_FAILURE_BURST", global_burst)
+        .start();
+    s.add_skill(SKILL, "read write", 120, false, None);
+    s
+}
+
+/// The claim page for `code`, as the session `cookie` from address `from` sees it.
+fn claim_lookup(s: &TestServer, cookie: &str, from: &str, code: &str) -> String {
+    s.http
+        .get(s.url(&format!("/claim?user_code={code}")))
+        .header("Cookie", format!("patron_session={cookie}"))
+        .header("X-Forwarded-For", from)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap()
+}
+
+/// A pending agent's user code.
+fn pending_code(s: &TestServer) -> String {
+    s.register_ok(&crate::helpers::agent_metadata(&AgentKey::generate()))["user_code"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn user_code_guesses_from_one_session_over_many_addresses_are_limited() {
+    let s = claim_server("1000");
+    let code = pending_code(&s);
+    let alice = crate::helpers::console::Browser::dev_login(&s, "alice");
+    let cookie = alice.session().unwrap().to_owned();
+    // Every guess from a fresh address: only the session ties them together.
+    let limited = (0..15)
+        .map(|i| claim_lookup(&s, &cookie, &format!("198.51.100.{}", 10 + i), "BBBB-BBBB"))
+        .filter(|page| page.contains("Too many attempts"))
+        .count();
+    assert!(limited >= 4, "only {limited} of 15 guesses were limited");
+    let page = claim_lookup(&s, &cookie, "203.0.113.99", &code);
+    assert!(page.contains("Too many attempts"), "{page}");
+    s.expect_refusal_audited("agent.claim_lookup", "claim_rate_limited_session");
+}
+
+#[test]
+fn failed_user_code_lookups_are_capped_globally() {
+    let s = claim_server("3");
+    let code = pending_code(&s);
+    let alice = crate::helpers::console::Browser::dev_login(&s, "alice");
+    let bob = crate::helpers::console::Browser::dev_login(&s, "bob");
+    let (a, b) = (alice.session().unwrap(), bob.session().unwrap());
+    // Three failures from two sessions and three addresses spend the global budget…
+    for (cookie, from) in [
+        (a, "198.51.100.1"),
+        (a, "198.51.100.2"),
+        (b, "198.51.100.3"),
+    ] {
+        let page = claim_lookup(&s, cookie, from, "BBBB-BBBB");
+        assert!(page.contains("No pending agent has this code"), "{page}");
+    }
+    // …so a fourth session and address finds nothing, not even the right code.
+    let carol = crate::helpers::console::Browser::dev_login(&s, "carol");
+    let page = claim_lookup(&s, carol.session().unwrap(), "203.0.113.4", &code);
+    assert!(page.contains("Too many attempts"), "{page}");
+    s.expect_refusal_audited("agent.claim_lookup", "claim_rate_limited_global");
+    // Right codes never spent the budget: a success before the cap would not have counted.
 }

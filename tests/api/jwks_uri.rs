@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::helpers::https::https_files;
 use crate::helpers::{AgentKey, TestServer, agent_metadata, assert_oauth_error};
 
-fn with_jwks_uri(uri: &str) -> serde_json::Value {
+pub(crate) fn with_jwks_uri(uri: &str) -> serde_json::Value {
     let mut m = agent_metadata(&AgentKey::generate());
     m.as_object_mut().unwrap().remove("jwks");
     m["jwks_uri"] = json!(uri);

@@ -27,7 +27,7 @@ fn access_token(r: &Value) -> String {
 
 /// Registers a client that authenticates with a secret (`method`) and approves it for
 /// [`OWNER`] with `grants`; returns `(client_id, client_secret)`.
-fn secret_client(s: &TestServer, method: &str, grants: Value) -> (String, String) {
+pub(crate) fn secret_client(s: &TestServer, method: &str, grants: Value) -> (String, String) {
     let metadata = json!({
         "grant_types": ["client_credentials"],
         "response_types": [],

@@ -79,7 +79,7 @@ pub(super) async fn claim_page(
         message: None,
     };
     if !code.is_empty() {
-        match agents::find_claimable(&state, &owner.caller, &code).await {
+        match agents::find_claimable(&state, &owner.caller, &owner.session, &code).await {
             Ok(row) => {
                 page.code = row
                     .user_code
@@ -111,7 +111,7 @@ pub(super) async fn claim_action(
 ) -> Result<HttpResponse, ConsoleError> {
     let (owner, form) = (&post.owner, &post.form);
     let code = form.get("user_code").unwrap_or_default();
-    let row = agents::find_claimable(&state, &owner.caller, code)
+    let row = agents::find_claimable(&state, &owner.caller, &owner.session, code)
         .await
         .map_err(|e| {
             ConsoleError::page(

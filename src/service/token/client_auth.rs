@@ -2,6 +2,7 @@
 //! or form secrets (RFC 6749 §2.3.1) and `private_key_jwt` assertions (RFC 7523 §3), each
 //! client held to the method it registered.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -13,6 +14,7 @@ use crate::jose::jwks::PublicKeySet;
 use crate::oauth::client_metadata::TokenEndpointAuthMethod;
 use crate::oauth::error::{ErrorKind, OAuthError};
 use crate::oauth::token_request::{BodyCredentials, JWT_BEARER_ASSERTION};
+use crate::outbound::JwksFetchError;
 use crate::secret::Secret;
 use crate::service::client_secrets;
 use crate::service::directory::ClientRecord;
@@ -48,6 +50,10 @@ fn basic_credentials(header: &Secret) -> Option<(String, Secret)> {
 
 /// Authenticates the client at the token, introspection or revocation endpoint. Takes the
 /// body credentials by value so that a secret moves, uncopied, to the blocking pool.
+///
+/// Failed attempts are throttled per client and source address and per source address
+/// ([`AuthFailureThrottle`](crate::ratelimit::AuthFailureThrottle)): over the limit, the
+/// request is refused (429, `client_auth_throttled`) before any credential is checked.
 pub async fn authenticate_client(
     state: &AppState,
     headers: &RequestHeaders,
@@ -109,6 +115,12 @@ pub async fn authenticate_client(
         .await
         .map_err(store_failure)?
         .ok_or_else(|| invalid_client("unknown client or bad credentials", "client_unknown"))?;
+    // Counted as a failure unless it reaches the end: every early return below is one.
+    let source = headers.source.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let attempt = state
+        .auth_throttle
+        .attempt(&client.client_id, source, clock::monotonic())
+        .map_err(client_auth_throttled)?;
     if client.metadata.token_endpoint_auth_method != method {
         return Err(invalid_client(
             "the client must authenticate with its registered method",
@@ -161,7 +173,18 @@ pub async fn authenticate_client(
         }
         TokenEndpointAuthMethod::None => {}
     }
+    attempt.succeeded();
     Ok(Authenticated { client })
+}
+
+/// The refusal of an attempt over the failed-authentication limit (no credential checked).
+pub fn client_auth_throttled(wait: u64) -> OAuthError {
+    OAuthError::new(
+        ErrorKind::TooManyRequests,
+        "too many failed authentications for this client from this address; retry later",
+        "client_auth_throttled",
+    )
+    .with_retry_after(wait)
 }
 
 /// The client a request claims to come from, before authentication proves it.
@@ -197,17 +220,19 @@ async fn client_keys(
             "client_keys_missing",
         ));
     };
-    let doc = state
+    state
         .fetcher
-        .fetch_json(uri, clock::monotonic())
+        .fetch_jwks(uri, clock::monotonic())
         .await
-        .map_err(|e| invalid_client("the client's jwks_uri could not be fetched", e.reason()))?;
-    PublicKeySet::from_jwks(&doc).map(Arc::new).map_err(|_| {
-        invalid_client(
-            "the client's jwks_uri holds no usable keys",
-            "jwks_uri_invalid_keys",
-        )
-    })
+        .map_err(|e| match e {
+            JwksFetchError::Fetch(e) => {
+                invalid_client("the client's jwks_uri could not be fetched", e.reason())
+            }
+            JwksFetchError::InvalidKeys(_) => invalid_client(
+                "the client's jwks_uri holds no usable keys",
+                "jwks_uri_invalid_keys",
+            ),
+        })
 }
 
 #[cfg(test)]

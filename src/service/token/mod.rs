@@ -41,7 +41,7 @@ use crate::service::store_failure;
 use crate::state::AppState;
 use crate::store::models::clients::ClientStatus;
 
-pub use client_auth::{Authenticated, authenticate_client};
+pub use client_auth::{Authenticated, authenticate_client, client_auth_throttled};
 pub use dpop::DpopNonces;
 pub use exchange::validate_issued;
 pub use introspection::introspect;
@@ -54,6 +54,9 @@ pub struct RequestHeaders {
     pub authorization: Option<Secret>,
     /// `DPoP` header value; `Err` when the header was repeated.
     pub dpop: Option<Result<String, ()>>,
+    /// The caller's address (after trusted-proxy resolution), for the failed-authentication
+    /// throttle.
+    pub source: Option<std::net::IpAddr>,
 }
 
 /// A successful token response (RFC 6749 §5.1, RFC 8693 §2.2.1).
