@@ -149,9 +149,10 @@ impl Application {
                 None => ReplayCache::Memory(MemoryReplayCache::default()),
             },
             peers: Peers::new(redis.clone()),
-            revocations: Box::new(MemoryRevocationSet::default()),
+            revocations: Box::new(MemoryRevocationSet::new(config.validation.clock_skew_secs)),
             verified_tokens: crate::jose::verified_tokens::VerifiedTokens::new(
                 config.validation.clock_skew_secs,
+                config.validation.max_token_age_secs,
             ),
             dpop_nonces,
             admin_addr: std::sync::OnceLock::new(),

@@ -466,8 +466,10 @@ fn an_owner_logs_in_with_openid_claims_an_agent_grants_a_skill_and_suspends_it_i
     s.admin_ok(
         "POST",
         "/admin/skills",
-        Some(json!({"audience": FOREIGN_SKILL, "name": "Not for alice", "scopes": "read",
-                    "grantable_by": ["owner:github:1"]})),
+        Some(
+            json!({"audience": FOREIGN_SKILL, "name": "Not for alice", "scopes": "read",
+                    "grantable_by": ["owner:github:1"]}),
+        ),
     );
     let patron = s.base.clone();
     let owner = format!("oidc:{}#alice", provider.issuer);
@@ -522,7 +524,10 @@ fn an_owner_logs_in_with_openid_claims_an_agent_grants_a_skill_and_suspends_it_i
     browser.wait_for("form[action='/claim'] button[name=action][value=approve]");
     let page = browser.source();
     assert!(page.contains(AGENT_NAME), "claim page names the agent");
-    assert!(page.contains(SKILL), "the review page offers the skill alice may grant");
+    assert!(
+        page.contains(SKILL),
+        "the review page offers the skill alice may grant"
+    );
     assert!(
         !page.contains(FOREIGN_SKILL),
         "the review page offers no skill whose policy does not admit alice"

@@ -17,6 +17,7 @@ use crate::secret::Secret;
 use crate::service::directory::ClientRecord;
 use crate::service::store_failure;
 use crate::state::AppState;
+use crate::store::models::clients::ClientStatus;
 
 /// A client whose authentication succeeded.
 pub struct Authenticated {
@@ -173,6 +174,31 @@ pub async fn authenticate_client(
         TokenEndpointAuthMethod::None => {}
     }
     Ok(Authenticated { client })
+}
+
+/// [`authenticate_client`] for the introspection and revocation endpoints, which also
+/// refuses a client that authenticated but may not act: one still pending approval or
+/// suspended (`invalid_client`, RFC 6749 §5.2). Such a client gets no tokens either, and
+/// must not learn about or interfere with other parties' tokens.
+pub async fn authenticate_active_client(
+    state: &AppState,
+    headers: &RequestHeaders,
+    creds: BodyCredentials,
+    endpoint_url: &str,
+    now: UnixTime,
+) -> Result<Authenticated, OAuthError> {
+    let auth = authenticate_client(state, headers, creds, endpoint_url, now).await?;
+    match auth.client.status {
+        ClientStatus::Active => Ok(auth),
+        ClientStatus::Pending => Err(invalid_client(
+            "the client has not been approved yet",
+            "client_pending",
+        )),
+        ClientStatus::Suspended => Err(invalid_client(
+            "the client is suspended",
+            "client_suspended",
+        )),
+    }
 }
 
 /// The client a request claims to come from, before authentication proves it.
