@@ -417,6 +417,7 @@ fn insert_registration(
         updated_at: now,
         expires_at,
         tokens_revoked_before: None,
+        suspended_by: None,
     }))
 }
 

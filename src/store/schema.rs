@@ -25,6 +25,7 @@ diesel::table! {
         updated_at -> BigInt,
         expires_at -> Nullable<BigInt>,
         tokens_revoked_before -> Nullable<BigInt>,
+        suspended_by -> Nullable<Text>,
     }
 }
 
