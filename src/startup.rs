@@ -127,6 +127,7 @@ impl Application {
                         .map_err(|e| anyhow::anyhow!("software_statements.publishers: {e}"))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?,
+            config.software_statements.max_lifetime_secs,
         );
         let redis = open_redis(&config.redis).await?;
         let state = web::Data::new(AppState {

@@ -47,6 +47,7 @@ pub(super) struct RawTokens {
     pub(super) dpop_max_age_secs: u64,
     pub(super) dpop_require_nonce: bool,
     pub(super) assertion_max_lifetime_secs: u64,
+    pub(super) strict_assertion_audience: bool,
     pub(super) revocation_sync_secs: u64,
 }
 
@@ -101,6 +102,7 @@ pub(super) struct RawOutbound {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSoftwareStatements {
     pub(super) required: bool,
+    pub(super) max_lifetime_secs: u64,
     pub(super) publishers: Vec<RawPublisher>,
 }
 
@@ -200,6 +202,7 @@ impl Default for RawConfig {
             },
             software_statements: RawSoftwareStatements {
                 required: false,
+                max_lifetime_secs: 365 * 24 * 3600,
                 publishers: Vec::new(),
             },
             validation: RawValidation {
@@ -235,6 +238,7 @@ impl Default for RawConfig {
                 dpop_max_age_secs: 300,
                 dpop_require_nonce: false,
                 assertion_max_lifetime_secs: 600,
+                strict_assertion_audience: false,
                 revocation_sync_secs: 1,
             },
             admin: RawAdmin {

@@ -28,6 +28,9 @@ pub struct TokensConfig {
     pub dpop_require_nonce: bool,
     /// Longest accepted client assertion lifetime (`exp - now`).
     pub assertion_max_lifetime_secs: i64,
+    /// Whether a client assertion's `aud` must be the issuer identifier alone; otherwise the
+    /// token endpoint URL (what Authlib and others send by default) is accepted too.
+    pub strict_assertion_audience: bool,
     /// How often revocations recorded by other replicas are loaded from the database.
     pub revocation_sync_secs: u64,
 }
@@ -51,6 +54,7 @@ pub(super) fn validate_tokens(
             "tokens.assertion_max_lifetime_secs",
             raw.assertion_max_lifetime_secs,
         )?,
+        strict_assertion_audience: raw.strict_assertion_audience,
         revocation_sync_secs: match raw.revocation_sync_secs {
             s @ 1..=3600 => s,
             _ => {

@@ -784,3 +784,37 @@ fn a_token_older_than_the_advertised_maximum_age_is_inactive() {
         "iat_too_old",
     );
 }
+
+#[test]
+fn an_assertion_whose_audience_list_merely_includes_the_issuer_is_refused() {
+    let (s, a) = setup();
+    let assertion = assertion_with(&s, &a, |c| {
+        c["aud"] = json!([s.base, "https://other-server.example"]);
+    });
+    refused(
+        &s,
+        with_assertion(&s, &a, &assertion),
+        401,
+        "invalid_client",
+        "aud_not_single",
+    );
+}
+
+#[test]
+fn the_token_endpoint_as_assertion_audience_is_refused_when_strict() {
+    let s = TestServer::builder()
+        .env("PATRON_ADMIN_TOKEN", crate::helpers::ADMIN)
+        .env("PATRON_TOKENS__STRICT_ASSERTION_AUDIENCE", "true")
+        .start();
+    let a = Agent::approved(&s, json!({}));
+    let to_endpoint = assertion_with(&s, &a, |c| c["aud"] = json!(s.url("/token")));
+    refused(
+        &s,
+        with_assertion(&s, &a, &to_endpoint),
+        401,
+        "invalid_client",
+        "aud_mismatch",
+    );
+    let to_issuer = assertion_with(&s, &a, |c| c["aud"] = json!(s.base));
+    assert_eq!(with_assertion(&s, &a, &to_issuer).status(), 200);
+}

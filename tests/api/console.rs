@@ -982,11 +982,12 @@ fn a_github_user_with_a_verified_address_logs_in_to_the_console() {
     assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"));
     octocat.absorb(&done);
     let dashboard = octocat.get("/console").expect(200);
-    assert!(dashboard.contains("github:583231"), "{}", dashboard.body);
+    let octocat_id = standin.owner_id(583231);
+    assert!(dashboard.contains(&octocat_id), "{}", dashboard.body);
     s.wait_for_audit(|e| {
         e.event == "owner.login"
             && e.outcome == "success"
-            && e.owner_id.as_deref() == Some("github:583231")
+            && e.owner_id.as_deref() == Some(octocat_id.as_str())
             && e.detail.as_deref() == Some("login with github")
     });
 
@@ -998,7 +999,7 @@ fn a_github_user_with_a_verified_address_logs_in_to_the_console() {
         .expect_see_other(&format!("/console/agents/{}", p.agent.client_id));
     assert_eq!(
         status_of(&s, &p.agent.client_id),
-        ("active".into(), Some("github:583231".into()))
+        ("active".into(), Some(octocat_id))
     );
 }
 

@@ -148,13 +148,18 @@ pub async fn authenticate_client(
                 .as_ref()
                 .map(Secret::expose)
                 .unwrap_or_default();
-            let audiences = [state.issuer.as_str(), endpoint_url];
+            let both = [state.issuer.as_str(), endpoint_url];
+            let audiences = if state.config.tokens.strict_assertion_audience {
+                &both[..1]
+            } else {
+                &both[..]
+            };
             let verified = client_assertion::verify_assertion(
                 assertion,
                 &keys,
                 &AssertionRequirements {
                     client_id: &client.client_id,
-                    audiences: &audiences,
+                    audiences,
                     now,
                     skew_secs: state.config.validation.clock_skew_secs,
                     max_lifetime_secs: state.config.tokens.assertion_max_lifetime_secs,
