@@ -144,6 +144,7 @@ impl Application {
                         .map_err(|e| anyhow::anyhow!("software_statements.publishers: {e}"))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?,
+            config.software_statements.max_lifetime_secs,
         );
         let redis = open_redis(&config.redis).await?;
         let state = web::Data::new(AppState {
@@ -168,9 +169,10 @@ impl Application {
                 None => ReplayCache::Memory(MemoryReplayCache::default()),
             },
             peers: Peers::new(redis.clone()),
-            revocations: Box::new(MemoryRevocationSet::default()),
+            revocations: Box::new(MemoryRevocationSet::new(config.validation.clock_skew_secs)),
             verified_tokens: crate::jose::verified_tokens::VerifiedTokens::new(
                 config.validation.clock_skew_secs,
+                config.validation.max_token_age_secs,
             ),
             dpop_nonces,
             admin_addr: std::sync::OnceLock::new(),

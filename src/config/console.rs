@@ -13,9 +13,13 @@ pub enum ProviderKind {
     Oidc,
     /// Google (OpenID Connect; owner ids `google:<sub>`).
     Google,
-    /// GitHub (OAuth 2.0 + REST API; owner ids `github:<numeric id>`).
+    /// GitHub (OAuth 2.0 + REST API; owner ids `github:<numeric id>` for github.com,
+    /// `github:<host>:<numeric id>` for another host such as GitHub Enterprise).
     Github,
 }
+
+/// Google's OpenID issuer, the only one a provider of kind `google` may use.
+pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
 
 /// An upstream login provider.
 #[derive(Debug, Clone)]
@@ -91,7 +95,17 @@ pub(super) fn validate_console(
             }
         };
         let issuer = match (kind, &p.issuer) {
-            (ProviderKind::Google, None) => Some("https://accounts.google.com".to_owned()),
+            (ProviderKind::Google, None) => Some(GOOGLE_ISSUER.to_owned()),
+            // Owner ids `google:<sub>` are only unique for Google's own issuer.
+            (ProviderKind::Google, Some(i)) if i.trim_end_matches('/') != GOOGLE_ISSUER => {
+                return Err(ConfigError::new(
+                    &setting,
+                    format!(
+                        "kind `google` uses Google's issuer {GOOGLE_ISSUER}; for issuer {i} use kind `oidc` (owner ids oidc:<issuer>#<sub>)"
+                    ),
+                ));
+            }
+            (ProviderKind::Google, Some(_)) => Some(GOOGLE_ISSUER.to_owned()),
             (ProviderKind::Oidc, None) => {
                 return Err(ConfigError::new(
                     &setting,
@@ -118,6 +132,21 @@ pub(super) fn validate_console(
                 "client_id and client_secret are required",
             ));
         }
+        let api_url = p
+            .api_url
+            .clone()
+            .unwrap_or_else(|| "https://api.github.com".into());
+        if kind == ProviderKind::Github
+            && url::Url::parse(&api_url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned))
+                .is_none()
+        {
+            return Err(ConfigError::new(
+                &setting,
+                "api_url must be an absolute URL with a host (its host goes into owner ids)",
+            ));
+        }
         providers.push(ProviderConfig {
             kind,
             name,
@@ -132,10 +161,7 @@ pub(super) fn validate_console(
                 .token_url
                 .clone()
                 .unwrap_or_else(|| "https://github.com/login/oauth/access_token".into()),
-            api_url: p
-                .api_url
-                .clone()
-                .unwrap_or_else(|| "https://api.github.com".into()),
+            api_url,
         });
     }
     Ok(ConsoleConfig {
@@ -145,4 +171,46 @@ pub(super) fn validate_console(
         admins: raw.admins.clone(),
         providers,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::raw::RawProvider;
+
+    fn with_provider(kind: &str, issuer: Option<&str>) -> Result<ConsoleConfig, ConfigError> {
+        let raw = RawConsole {
+            development_login: Some(false),
+            session_idle_secs: 60,
+            session_max_secs: 600,
+            admins: Vec::new(),
+            providers: vec![RawProvider {
+                kind: kind.into(),
+                name: None,
+                issuer: issuer.map(str::to_owned),
+                client_id: "id".into(),
+                client_secret: "secret".into(),
+                authorize_url: None,
+                token_url: None,
+                api_url: None,
+            }],
+        };
+        validate_console(&raw, "127.0.0.1:8080".parse().unwrap(), Mode::Development)
+    }
+
+    #[test]
+    fn a_google_provider_uses_googles_issuer_only() {
+        for ok in [
+            None,
+            Some(GOOGLE_ISSUER),
+            Some("https://accounts.google.com/"),
+        ] {
+            let c = with_provider("google", ok).unwrap();
+            assert_eq!(c.providers[0].issuer.as_deref(), Some(GOOGLE_ISSUER));
+        }
+        let e = with_provider("google", Some("https://idp.example")).unwrap_err();
+        assert_eq!(e.setting, "console.providers[0]");
+        assert!(e.to_string().contains("use kind `oidc`"), "{e}");
+        assert!(with_provider("oidc", Some("https://idp.example")).is_ok());
+    }
 }

@@ -62,6 +62,7 @@ pub(super) struct RawTokens {
     pub(super) dpop_require_nonce: bool,
     pub(super) assertion_max_lifetime_secs: u64,
     pub(super) assertion_max_age_secs: u64,
+    pub(super) strict_assertion_audience: bool,
     pub(super) revocation_sync_secs: u64,
     pub(super) require_audience_proof: Option<bool>,
 }
@@ -119,6 +120,7 @@ pub(super) struct RawOutbound {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSoftwareStatements {
     pub(super) required: bool,
+    pub(super) max_lifetime_secs: u64,
     pub(super) publishers: Vec<RawPublisher>,
 }
 
@@ -223,6 +225,7 @@ impl Default for RawConfig {
             },
             software_statements: RawSoftwareStatements {
                 required: false,
+                max_lifetime_secs: 365 * 24 * 3600,
                 publishers: Vec::new(),
             },
             validation: RawValidation {
@@ -263,6 +266,7 @@ impl Default for RawConfig {
                 // Authlib's and Google's client libraries sign hour-long assertions.
                 assertion_max_lifetime_secs: 3600,
                 assertion_max_age_secs: 300,
+                strict_assertion_audience: false,
                 revocation_sync_secs: 1,
                 require_audience_proof: None,
             },

@@ -54,6 +54,8 @@ pub struct Publisher {
 pub struct SoftwareStatementConfig {
     /// Whether every registration must carry a statement from a trusted publisher.
     pub required: bool,
+    /// Longest accepted remaining lifetime of a statement (`exp - now`).
+    pub max_lifetime_secs: i64,
     /// Trusted publishers.
     pub publishers: Vec<Publisher>,
 }
@@ -158,6 +160,10 @@ pub(super) fn validate_software_statements(
     }
     Ok(SoftwareStatementConfig {
         required: raw.required,
+        max_lifetime_secs: super::positive(
+            "software_statements.max_lifetime_secs",
+            raw.max_lifetime_secs,
+        )?,
         publishers,
     })
 }

@@ -31,6 +31,9 @@ pub struct TokensConfig {
     /// Oldest accepted client assertion (`now - iat`): the replay window, and so how long
     /// each assertion's `jti` is remembered.
     pub assertion_max_age_secs: i64,
+    /// Whether a client assertion's `aud` must be the issuer identifier alone; otherwise the
+    /// token endpoint URL (what Authlib and others send by default) is accepted too.
+    pub strict_assertion_audience: bool,
     /// How often revocations recorded by other replicas are loaded from the database.
     pub revocation_sync_secs: u64,
     /// Whether a skill an owner created gets tokens only once its audience is proven by
@@ -79,6 +82,7 @@ pub(super) fn validate_tokens(
                 ));
             }
         },
+        strict_assertion_audience: raw.strict_assertion_audience,
         revocation_sync_secs: match raw.revocation_sync_secs {
             s @ 1..=3600 => s,
             _ => {

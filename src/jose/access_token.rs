@@ -128,7 +128,7 @@ pub fn verify(
     now: UnixTime,
     skew_secs: i64,
 ) -> Result<AccessTokenClaims, Reason> {
-    verify_keyed(token, keys, issuer, now, skew_secs).map(|(claims, _)| claims)
+    verify_keyed(token, keys, issuer, now, skew_secs, None).map(|(claims, _)| claims)
 }
 
 /// The key a token was verified with: its `kid` and `alg`, so that a cached verification
@@ -141,13 +141,16 @@ pub struct VerifiedWith {
     pub alg: String,
 }
 
-/// [`verify`], also returning the key the token was verified with.
+/// [`verify`], also returning the key the token was verified with, and refusing a token
+/// whose `iat` is more than `max_age_secs` (plus the skew) ago when given (the validation
+/// profile's maximum token age).
 pub fn verify_keyed(
     token: &str,
     keys: &PublicKeySet,
     issuer: &str,
     now: UnixTime,
     skew_secs: i64,
+    max_age_secs: Option<i64>,
 ) -> Result<(AccessTokenClaims, VerifiedWith), Reason> {
     let expect = Expectations {
         typ: Some(ACCESS_TOKEN_TYP),
@@ -156,7 +159,7 @@ pub fn verify_keyed(
         require_exp: true,
         require_iat: true,
         require_jti: true,
-        max_age: None,
+        max_age: max_age_secs,
         skew: skew_secs,
     };
     let unverified = profile::decode(token, &expect)?;
@@ -175,6 +178,17 @@ pub fn verify_keyed(
 /// [`verify`] whose answer changes as time passes (RFC 7519 §4.1.4, with the same skew).
 pub fn still_unexpired(claims: &AccessTokenClaims, now: UnixTime, skew_secs: i64) -> bool {
     now < claims.exp.saturating_add(skew_secs)
+}
+
+/// Whether verified claims are still young enough at `now`: `now - iat` at most
+/// `max_age_secs` plus the skew, as the profile's `iat` check requires.
+pub fn still_young(
+    claims: &AccessTokenClaims,
+    now: UnixTime,
+    skew_secs: i64,
+    max_age_secs: i64,
+) -> bool {
+    now.saturating_sub(claims.iat) <= max_age_secs.saturating_add(skew_secs)
 }
 
 /// A fresh token identifier: 128 random bits, base64url (RFC 7519 §4.1.7 asks for a

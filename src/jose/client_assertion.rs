@@ -74,6 +74,8 @@ pub enum AssertionError {
     SubMismatch,
     /// `exp` is further in the future than the accepted lifetime.
     LifetimeTooLong,
+    /// `aud` names more than one audience.
+    AudienceNotSingle,
 }
 
 impl From<Reason> for AssertionError {
@@ -89,6 +91,7 @@ impl AssertionError {
             Self::Jwt(r) => r.as_str(),
             Self::SubMismatch => "assertion_sub_mismatch",
             Self::LifetimeTooLong => "assertion_lifetime_too_long",
+            Self::AudienceNotSingle => "aud_not_single",
         }
     }
 
@@ -99,6 +102,9 @@ impl AssertionError {
             Self::Jwt(r) => r.description(),
             Self::SubMismatch => "the client assertion's subject (sub) must be the client_id",
             Self::LifetimeTooLong => "the client assertion expires too far in the future (exp)",
+            Self::AudienceNotSingle => {
+                "the client assertion's audience (aud) must be one value: the issuer or the token endpoint"
+            }
         }
     }
 }
@@ -159,6 +165,16 @@ pub fn verify_assertion(
         .0;
     if claims.get("sub").and_then(Value::as_str) != Some(req.client_id) {
         return Err(AssertionError::SubMismatch);
+    }
+    // One audience, not a list that merely includes this server (audience injection: an
+    // assertion meant for several parties is replayable at each). A one-element list is
+    // the same single value in array form (RFC 7519 §4.1.3).
+    if claims
+        .get("aud")
+        .and_then(Value::as_array)
+        .is_some_and(|list| list.len() != 1)
+    {
+        return Err(AssertionError::AudienceNotSingle);
     }
     // The profile has checked that `exp` and `iat` are present and numeric; read them the
     // same way.
@@ -289,6 +305,20 @@ mod tests {
             at(verified.remember_until).unwrap_err(),
             AssertionError::Jwt(Reason::IatTooOld)
         );
+    }
+
+    #[test]
+    fn an_audience_list_that_merely_includes_this_server_is_refused() {
+        for aud in [
+            json!([ISSUER, "https://other.example"]),
+            json!([TOKEN_ENDPOINT, ISSUER]),
+        ] {
+            let mut c = claims();
+            c["aud"] = aud.clone();
+            let err = verify_signed(header(), c).unwrap_err();
+            assert_eq!(err, AssertionError::AudienceNotSingle, "{aud}");
+            assert_eq!(err.reason(), "aud_not_single");
+        }
     }
 
     #[test]

@@ -215,6 +215,11 @@ impl Unverified<'_> {
         self.header.get("kid").and_then(Value::as_str)
     }
 
+    /// The header's `typ`, as claimed by the presenter.
+    pub fn unverified_typ(&self) -> Option<&str> {
+        self.header.get("typ").and_then(Value::as_str)
+    }
+
     /// The header's `alg`, as claimed by the presenter.
     pub fn unverified_alg(&self) -> Option<&str> {
         self.header.get("alg").and_then(Value::as_str)

@@ -14,6 +14,7 @@ const STATEMENT_CLAIMS: &[&str] = &["iss", "sub", "aud", "exp", "nbf", "iat", "j
 #[derive(Debug, Clone, Default)]
 pub struct TrustedPublishers {
     publishers: Vec<(String, PublicKeySet)>,
+    max_lifetime_secs: i64,
 }
 
 /// Why a statement was refused.
@@ -24,12 +25,19 @@ pub enum StatementError {
     /// Valid-looking, but from a publisher this server does not trust
     /// (`unapproved_software_statement`).
     Unapproved,
+    /// Valid for longer than the accepted lifetime (`exp` too far ahead): a leaked statement
+    /// must stop working (`invalid_software_statement`).
+    LifetimeTooLong,
 }
 
 impl TrustedPublishers {
-    /// Builds the set from `(issuer, jwks)` pairs that configuration already validated.
-    pub fn new(publishers: Vec<(String, PublicKeySet)>) -> Self {
-        Self { publishers }
+    /// Builds the set from `(issuer, jwks)` pairs that configuration already validated,
+    /// accepting statements that expire at most `max_lifetime_secs` from now.
+    pub fn new(publishers: Vec<(String, PublicKeySet)>, max_lifetime_secs: i64) -> Self {
+        Self {
+            publishers,
+            max_lifetime_secs,
+        }
     }
 
     /// Whether any publisher is configured.
@@ -37,7 +45,9 @@ impl TrustedPublishers {
         self.publishers.is_empty()
     }
 
-    /// Verifies `statement` and returns its client-metadata claims.
+    /// Verifies `statement` and returns its client-metadata claims. A statement must carry
+    /// `exp` no further than the accepted lifetime ahead, and a `typ`, when present, must be
+    /// `JWT` (another kind of JWT signed by the publisher is not a statement).
     pub fn verify(
         &self,
         statement: &str,
@@ -46,9 +56,15 @@ impl TrustedPublishers {
     ) -> Result<Map<String, Value>, StatementError> {
         let base = Expectations {
             skew,
+            require_exp: true,
             ..Default::default()
         };
         let unverified = profile::decode(statement, &base).map_err(StatementError::Invalid)?;
+        if let Some(typ) = unverified.unverified_typ() {
+            if !(typ.eq_ignore_ascii_case("JWT") || typ.eq_ignore_ascii_case("application/jwt")) {
+                return Err(StatementError::Invalid(Reason::TypMismatch));
+            }
+        }
         let claimed_issuer = unverified
             .unverified_claims()
             .get("iss")
@@ -67,6 +83,13 @@ impl TrustedPublishers {
             .verify(keys, &expect, now)
             .map_err(StatementError::Invalid)?
             .0;
+        let exp = claims
+            .get("exp")
+            .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
+            .ok_or(StatementError::Invalid(Reason::ExpMissing))?;
+        if exp.saturating_sub(now) > self.max_lifetime_secs.saturating_add(skew) {
+            return Err(StatementError::LifetimeTooLong);
+        }
         for c in STATEMENT_CLAIMS {
             claims.remove(*c);
         }
@@ -88,7 +111,7 @@ mod tests {
         let set = PublicKeySet::from_jwks(&json!({ "keys": [jwk] })).unwrap();
         (
             kp,
-            TrustedPublishers::new(vec![("https://pub.example".into(), set)]),
+            TrustedPublishers::new(vec![("https://pub.example".into(), set)], 10_000),
         )
     }
 
@@ -103,6 +126,43 @@ mod tests {
         let claims = p.verify(&s, 0, 100).unwrap();
         assert_eq!(claims["software_id"], "tool-1");
         assert!(claims.get("iss").is_none());
+    }
+
+    #[test]
+    fn a_statement_without_exp_or_valid_too_long_or_of_another_type_is_invalid() {
+        let (kp, p) = publishers();
+        let statement = |header: Value, claims: Value| p.verify(&sign(&kp, header, claims), 0, 100);
+        let iss = "https://pub.example";
+        assert_eq!(
+            statement(json!({"alg": "ES256"}), json!({"iss": iss})).unwrap_err(),
+            StatementError::Invalid(Reason::ExpMissing)
+        );
+        assert_eq!(
+            statement(json!({"alg": "ES256"}), json!({"iss": iss, "exp": 10_101})).unwrap_err(),
+            StatementError::LifetimeTooLong
+        );
+        assert!(statement(json!({"alg": "ES256"}), json!({"iss": iss, "exp": 10_100})).is_ok());
+        for typ in ["at+jwt", "dpop+jwt", "JOSE"] {
+            assert_eq!(
+                statement(
+                    json!({"alg": "ES256", "typ": typ}),
+                    json!({"iss": iss, "exp": 1000})
+                )
+                .unwrap_err(),
+                StatementError::Invalid(Reason::TypMismatch),
+                "{typ}"
+            );
+        }
+        for typ in ["JWT", "jwt", "application/jwt"] {
+            assert!(
+                statement(
+                    json!({"alg": "ES256", "typ": typ}),
+                    json!({"iss": iss, "exp": 1000})
+                )
+                .is_ok(),
+                "{typ}"
+            );
+        }
     }
 
     #[test]

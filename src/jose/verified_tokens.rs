@@ -8,9 +8,9 @@
 //! remembered until the token expires.
 //!
 //! A hit is equivalent to verifying again: equal digests mean the same bytes (SHA-256 is
-//! collision resistant), and of the profile's checks only expiry changes with time, so a hit
-//! re-checks `exp` (with the same skew) and that the key the token was verified with is
-//! still published. Revocation and the agent's state are not part of this cache: callers
+//! collision resistant), and of the profile's checks only expiry and age change with time, so
+//! a hit re-checks `exp` and the maximum age of `iat` (with the same skew) and that the key
+//! the token was verified with is still published. Revocation and the agent's state are not part of this cache: callers
 //! check them on every use. Failures are never cached.
 //!
 //! Memory is bounded: expired entries are swept on a [`SweepSchedule`] and, should more
@@ -46,11 +46,13 @@ struct Shard {
 pub struct VerifiedTokens {
     shards: Vec<Mutex<Shard>>,
     skew_secs: i64,
+    max_age_secs: i64,
 }
 
 impl VerifiedTokens {
-    /// An empty cache for tokens verified with `skew_secs` of allowed clock skew.
-    pub fn new(skew_secs: i64) -> Self {
+    /// An empty cache for tokens verified with `skew_secs` of allowed clock skew and at
+    /// most `max_age_secs` old (`now - iat`, the profile's maximum token age).
+    pub fn new(skew_secs: i64, max_age_secs: i64) -> Self {
         Self {
             shards: (0..SHARDS)
                 .map(|_| {
@@ -61,6 +63,7 @@ impl VerifiedTokens {
                 })
                 .collect(),
             skew_secs,
+            max_age_secs,
         }
     }
 
@@ -80,13 +83,23 @@ impl VerifiedTokens {
                 if !access_token::still_unexpired(&e.claims, now, self.skew_secs) {
                     return Err(Reason::TokenExpired);
                 }
+                if !access_token::still_young(&e.claims, now, self.skew_secs, self.max_age_secs) {
+                    return Err(Reason::IatTooOld);
+                }
                 if keys.find(e.with.kid.as_deref(), &e.with.alg).is_some() {
                     return Ok(e.claims.clone());
                 }
                 // The key left the published set: verify again (and fail).
             }
         }
-        let (claims, with) = access_token::verify_keyed(token, keys, issuer, now, self.skew_secs)?;
+        let (claims, with) = access_token::verify_keyed(
+            token,
+            keys,
+            issuer,
+            now,
+            self.skew_secs,
+            Some(self.max_age_secs),
+        )?;
         let claims = Arc::new(claims);
         if let Ok(mut guard) = shard.lock() {
             let skew = self.skew_secs;
@@ -163,7 +176,7 @@ mod tests {
     #[test]
     fn a_hit_returns_the_same_claims_and_still_checks_expiry() {
         let (s, keys) = key(1);
-        let cache = VerifiedTokens::new(5);
+        let cache = VerifiedTokens::new(5, 3600);
         let t = token(&s, "j1", 2_000);
         let first = cache
             .verify(&t, &keys, "https://as.example", 1_100)
@@ -190,9 +203,34 @@ mod tests {
     }
 
     #[test]
+    fn a_token_older_than_the_maximum_age_is_refused_fresh_and_from_the_cache() {
+        let (s, keys) = key(1);
+        // Issued at 1 000, expiring at 9 000, at most 100 s old (plus 5 s of skew).
+        let t = token(&s, "j1", 9_000);
+        let cache = VerifiedTokens::new(5, 100);
+        cache
+            .verify(&t, &keys, "https://as.example", 1_105)
+            .unwrap();
+        assert_eq!(
+            cache
+                .verify(&t, &keys, "https://as.example", 1_106)
+                .unwrap_err(),
+            Reason::IatTooOld,
+            "a cache hit"
+        );
+        assert_eq!(
+            VerifiedTokens::new(5, 100)
+                .verify(&t, &keys, "https://as.example", 1_106)
+                .unwrap_err(),
+            Reason::IatTooOld,
+            "a first verification"
+        );
+    }
+
+    #[test]
     fn failures_are_not_cached_and_a_tampered_token_misses() {
         let (s, keys) = key(1);
-        let cache = VerifiedTokens::new(5);
+        let cache = VerifiedTokens::new(5, 3600);
         let t = token(&s, "j1", 2_000);
         assert_eq!(
             cache
@@ -218,7 +256,7 @@ mod tests {
     fn a_cached_token_is_refused_once_its_key_is_no_longer_published() {
         let (s, keys) = key(1);
         let (_, other_keys) = key(2);
-        let cache = VerifiedTokens::new(5);
+        let cache = VerifiedTokens::new(5, 3600);
         let t = token(&s, "j1", 2_000);
         cache
             .verify(&t, &keys, "https://as.example", 1_100)
@@ -234,7 +272,7 @@ mod tests {
     #[test]
     fn expired_entries_are_swept_and_the_size_is_bounded() {
         let (s, keys) = key(1);
-        let cache = VerifiedTokens::new(0);
+        let cache = VerifiedTokens::new(0, 3600);
         let n = SHARDS * SWEEP_AT * 2;
         for i in 0..n {
             cache

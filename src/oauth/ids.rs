@@ -10,7 +10,9 @@ use std::ops::Deref;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
     /// Not an owner id.
-    #[error("owner must look like github:<numeric id>, google:<sub> or oidc:<issuer>#<sub>")]
+    #[error(
+        "owner must look like github:<numeric id>, github:<host>:<numeric id>, google:<sub> or oidc:<issuer>#<sub>"
+    )]
     Owner,
     /// Not a client id.
     #[error("a client_id is 1 to 128 characters of letters, digits, '_', '-' and '.'")]
@@ -88,8 +90,11 @@ macro_rules! string_id {
 }
 
 string_id!(
-    /// A human owner: `github:<numeric id>`, `google:<sub>`, `oidc:<issuer>#<sub>`, or
-    /// `dev:<name>` from the development login.
+    /// A human owner: `github:<numeric id>` (github.com), `github:<host>:<numeric id>`
+    /// (another GitHub host, such as GitHub Enterprise: its API host, with `:<port>` when
+    /// not the default), `google:<sub>`, `oidc:<issuer>#<sub>`, or `dev:<name>` from the
+    /// development login. Ids are unique per provider: user 42 of one GitHub host is not
+    /// user 42 of another.
     OwnerId
 );
 
@@ -99,9 +104,7 @@ impl OwnerId {
     pub fn parse(s: &str) -> Result<Self, IdError> {
         let ok = s.len() <= 300
             && !s.chars().any(char::is_control)
-            && (s
-                .strip_prefix("github:")
-                .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+            && (s.strip_prefix("github:").is_some_and(github_user)
                 || s.strip_prefix("google:").is_some_and(|r| !r.is_empty())
                 || s.strip_prefix("oidc:").is_some_and(|r| r.contains('#'))
                 || s.strip_prefix("dev:").is_some_and(|r| !r.is_empty()));
@@ -111,6 +114,23 @@ impl OwnerId {
             Err(IdError::Owner)
         }
     }
+}
+
+/// `<numeric id>` or `<host>:<numeric id>` (host: letters, digits, `.`, `-`, with an
+/// optional `:<port>`, or a bracketed IPv6 address).
+fn github_user(rest: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if digits(rest) {
+        return true;
+    }
+    let Some((host, id)) = rest.rsplit_once(':') else {
+        return false;
+    };
+    digits(id)
+        && !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
 }
 
 string_id!(
@@ -215,6 +235,8 @@ mod tests {
     fn owner_ids_follow_the_documented_forms() {
         for good in [
             "github:12345",
+            "github:ghe.example.com:12345",
+            "github:127.0.0.1:8080:7",
             "google:1099",
             "oidc:https://idp.example#abc",
             "dev:alice",
@@ -223,6 +245,9 @@ mod tests {
         }
         for bad in [
             "github:abc",
+            "github:ghe.example.com:",
+            "github::12",
+            "github:ghe/example:12",
             "mallory",
             "google:",
             "oidc:no-hash",

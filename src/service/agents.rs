@@ -17,7 +17,7 @@ use crate::service::{Actor, Caller, owners, registration, skills, store_failure}
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::models::audit_events::{self, AuditEventRow};
-use crate::store::models::clients::{self, ClientRow, ClientStatus};
+use crate::store::models::clients::{self, ClientRow, ClientStatus, SuspendedBy};
 use crate::store::models::grants::{self, GrantRow};
 
 /// User-code lookups (and login starts) per address, or lookups per console session, per
@@ -49,9 +49,9 @@ fn bad(description: &'static str, reason: &'static str) -> OAuthError {
     OAuthError::new(ErrorKind::InvalidRequest, description, reason)
 }
 
-/// Approves (claims) an agent for `owner` with `grants` (audience → scopes), making it
-/// active, and tells the owner. Grants replace the agent's previous grants for those
-/// audiences.
+/// Approves an agent for `owner` with `grants` (audience → scopes), making it active, and
+/// tells the owner. Grants replace the agent's previous grants for those audiences. The
+/// operator's path: an agent already active (or suspended) may be approved again.
 pub async fn approve(
     state: &AppState,
     caller: &Caller,
@@ -59,7 +59,31 @@ pub async fn approve(
     owner: &str,
     grant_list: Vec<(String, String)>,
 ) -> Result<Value, OAuthError> {
-    let result = approve_inner(state, caller, client_id, owner, grant_list).await;
+    approve_as(state, caller, client_id, owner, grant_list, false).await
+}
+
+/// Claims a pending agent for `owner` (a person who typed its user code): [`approve`], but
+/// only while the agent is still pending, checked inside the write so that of two
+/// concurrent claims exactly one succeeds.
+pub async fn claim(
+    state: &AppState,
+    caller: &Caller,
+    client_id: &str,
+    owner: &str,
+    grant_list: Vec<(String, String)>,
+) -> Result<Value, OAuthError> {
+    approve_as(state, caller, client_id, owner, grant_list, true).await
+}
+
+async fn approve_as(
+    state: &AppState,
+    caller: &Caller,
+    client_id: &str,
+    owner: &str,
+    grant_list: Vec<(String, String)>,
+    only_pending: bool,
+) -> Result<Value, OAuthError> {
+    let result = approve_inner(state, caller, client_id, owner, grant_list, only_pending).await;
     state.audit.record(
         caller
             .audit_result("agent.approve", &result)
@@ -91,30 +115,39 @@ async fn approve_inner(
     client_id: &str,
     owner: &str,
     grant_list: Vec<(String, String)>,
+    only_pending: bool,
 ) -> Result<(ClientRow, Vec<(String, String)>), OAuthError> {
     let owner = OwnerId::parse(owner)?;
     let checked = skills::check_grants(state, caller, &owner, grant_list).await?;
     let now = clock::now();
     let (cid, to_store) = (client_id.to_owned(), checked.clone());
-    let found = state
+    let row = state
         .store
         .write(move |c| {
             let row = match clients::find(c, &cid)? {
                 Some(row) if !row.is_expired(now) => row,
-                _ => return Ok(None),
+                _ => return Ok(Err(not_found(Actor::Operator))),
             };
             crate::store::models::owners::ensure(c, &owner, now)?;
-            clients::set_status(c, &cid, ClientStatus::Active, Some(&owner), None, now)?;
+            if only_pending {
+                if !clients::claim_pending(c, &cid, &owner, now)? {
+                    return Ok(Err(OAuthError::new(
+                        ErrorKind::NotFound,
+                        "This agent has already been claimed.",
+                        "agent_not_pending",
+                    )));
+                }
+            } else {
+                clients::set_status(c, &cid, ClientStatus::Active, Some(&owner), None, now)?;
+                clients::set_suspended_by(c, &cid, None)?;
+            }
             for (aud, scopes) in &to_store {
                 grants::upsert(c, &cid, aud, scopes, now)?;
             }
-            Ok::<_, StoreError>(Some(row))
+            Ok::<_, StoreError>(Ok(row))
         })
         .await
-        .map_err(store_failure)?;
-    let Some(row) = found else {
-        return Err(not_found(Actor::Operator));
-    };
+        .map_err(store_failure)??;
     peers::announce(state, Notice::Client(client_id.to_owned())).await;
     Ok((row, checked))
 }
@@ -262,24 +295,39 @@ pub async fn set_suspended(
                     return Ok(None);
                 }
                 if row.owner_id.is_none() {
-                    return Ok(Some(Err(row)));
+                    return Ok(Some(Err(bad(
+                        "the agent has no owner yet; approve it first",
+                        "agent_pending",
+                    ))));
                 }
-                let (status, revoke) = if suspend {
-                    (ClientStatus::Suspended, Some(now))
+                // An owner may not undo an admin's suspension (nor downgrade it to their own).
+                let by_admin = admin || row.suspended_by_admin();
+                if !suspend && !admin && row.suspended_by_admin() {
+                    return Ok(Some(Err(OAuthError::new(
+                        ErrorKind::InvalidRequest,
+                        "an administrator suspended this agent; only an administrator can resume it",
+                        "suspended_by_admin",
+                    ))));
+                }
+                let (status, revoke, by) = if suspend {
+                    let by = if by_admin {
+                        SuspendedBy::Admin
+                    } else {
+                        SuspendedBy::Owner
+                    };
+                    (ClientStatus::Suspended, Some(now), Some(by))
                 } else {
-                    (ClientStatus::Active, None)
+                    (ClientStatus::Active, None, None)
                 };
                 clients::set_status(c, &cid, status, None, revoke, now)?;
+                clients::set_suspended_by(c, &cid, by)?;
                 Ok::<_, StoreError>(Some(Ok(row)))
             })
             .await
             .map_err(store_failure)?;
         match found {
             None => Err(not_found(actor)),
-            Some(Err(_)) => Err(bad(
-                "the agent has no owner yet; approve it first",
-                "agent_pending",
-            )),
+            Some(Err(refusal)) => Err(refusal),
             Some(Ok(row)) => Ok(row),
         }
     }

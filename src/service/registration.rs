@@ -106,6 +106,11 @@ fn apply_software_statement(
                 "the software statement is not from a publisher this server trusts",
                 "software_statement_unapproved",
             ),
+            StatementError::LifetimeTooLong => OAuthError::new(
+                ErrorKind::InvalidSoftwareStatement,
+                "software statement rejected: it is valid for too long (exp)",
+                "software_statement_lifetime_too_long",
+            ),
             StatementError::Invalid(reason) => OAuthError::new(
                 ErrorKind::InvalidSoftwareStatement,
                 format!("software statement rejected: {}", reason.description()),
@@ -500,6 +505,7 @@ fn insert_registration(
         updated_at: now,
         expires_at,
         tokens_revoked_before: None,
+        suspended_by: None,
     })))
 }
 

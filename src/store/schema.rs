@@ -26,6 +26,7 @@ diesel::table! {
         expires_at -> Nullable<BigInt>,
         tokens_revoked_before -> Nullable<BigInt>,
         key_thumbprints -> Nullable<Text>,
+        suspended_by -> Nullable<Text>,
     }
 }
 

@@ -2,7 +2,9 @@
 //! crate), then the REST API for the account's numeric id and its primary, verified e-mail
 //! address.
 //!
-//! Owner ids are `github:<numeric id>`: the id never changes, unlike the login name.
+//! Owner ids are `github:<numeric id>` for github.com and `github:<host>:<numeric id>` for
+//! any other GitHub host (GitHub Enterprise; the host of `api_url`, with its port when not
+//! the default): the id never changes, unlike the login name, and is unique per host only.
 //! Access tokens and e-mail addresses are never logged, and never put into error details.
 
 use oauth2::basic::{BasicClient, BasicTokenType};
@@ -112,12 +114,30 @@ pub async fn complete(
         .filter(|n| !n.trim().is_empty())
         .or(user.login.filter(|l| !l.is_empty()));
     Ok(VerifiedIdentity {
-        owner_id: OwnerId::parse(&format!("github:{}", user.id))
-            .map_err(|_| UpstreamError::Rejected("GitHub sent an unusable user id".into()))?,
+        owner_id: owner_id(&provider.api_url, user.id)
+            .ok_or_else(|| UpstreamError::Rejected("GitHub sent an unusable user id".into()))?,
         email,
         name,
     })
 }
+
+/// The owner id of GitHub user `id` at the API `api_url`: `github:<id>` for github.com,
+/// `github:<host>:<id>` for any other host (GitHub Enterprise), so that user ids of two
+/// hosts never collide.
+/// `None` when `api_url` has no host (configuration refuses such a URL).
+fn owner_id(api_url: &str, id: u64) -> Option<OwnerId> {
+    let url = url::Url::parse(api_url).ok()?;
+    let host = url.host_str()?.to_ascii_lowercase();
+    let id = match (host.as_str(), url.port()) {
+        (GITHUB_API_HOST, None) => format!("github:{id}"),
+        (_, None) => format!("github:{host}:{id}"),
+        (_, Some(port)) => format!("github:{host}:{port}:{id}"),
+    };
+    OwnerId::parse(&id).ok()
+}
+
+/// The API host of github.com, whose owner ids carry no host.
+const GITHUB_API_HOST: &str = "api.github.com";
 
 /// An OAuth error answer, which GitHub sends with status 200.
 #[derive(Deserialize)]
@@ -447,6 +467,26 @@ mod tests {
         assert_eq!(q["code_challenge"], challenge);
         assert_eq!(q["code_challenge_method"], "S256");
         assert_eq!(q["redirect_uri"], "https://p.example/cb");
+    }
+
+    #[test]
+    fn owner_ids_carry_the_host_for_anything_but_github_com() {
+        let id = |api: &str| owner_id(api, 42).map(String::from);
+        assert_eq!(id("https://api.github.com").as_deref(), Some("github:42"));
+        assert_eq!(id("https://API.github.com/").as_deref(), Some("github:42"));
+        assert_eq!(
+            id("https://ghe.example.com/api/v3").as_deref(),
+            Some("github:ghe.example.com:42")
+        );
+        assert_eq!(
+            id("http://127.0.0.1:8080").as_deref(),
+            Some("github:127.0.0.1:8080:42")
+        );
+        assert_eq!(
+            id("https://api.github.com:8443").as_deref(),
+            Some("github:api.github.com:8443:42")
+        );
+        assert_eq!(id("not a url"), None);
     }
 
     #[test]

@@ -1000,3 +1000,208 @@ fn failed_user_code_lookups_are_capped_globally() {
     s.expect_refusal_audited("agent.claim_lookup", "claim_rate_limited_global");
     // Right codes never spent the budget: a success before the cap would not have counted.
 }
+
+// ---- Revocation and delegation edges ----------------------------------------------------
+
+/// Sleeps until the server's clock (the same as ours) reaches `t`.
+fn sleep_until(t: i64) {
+    while now() < t {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Waits for an introspection that answered inactive because of `reason`.
+fn inactive_audited(s: &TestServer, reason: &str) {
+    s.wait_for_audit(|r| r.event == "token.introspect" && r.reason.as_deref() == Some(reason));
+}
+
+#[test]
+fn a_revoked_token_stays_revoked_in_its_last_clock_skew_window() {
+    // Tokens verify until `exp` + the clock skew (60 s): the revocation must last as long,
+    // across the revocation syncs (every second) that sweep what has expired.
+    let s = TestServer::with_admin();
+    s.add_skill(SKILL, "read", 1, false, None);
+    s.add_skill(SKILL_B, "read", 120, false, None);
+    let a = Agent::approved(&s, json!({SKILL: "read", SKILL_B: "read"}));
+    let token = a.skill_token(&s, SKILL);
+    a.revoke(&s, &token);
+    sleep_until(claims_of(&token)["exp"].as_i64().unwrap() + 3);
+    assert_eq!(a.introspect(&s, &token), json!({"active": false}));
+    inactive_audited(&s, "token_revoked");
+    refused(
+        &s,
+        a.exchange(&s, &token, SKILL_B),
+        400,
+        "invalid_grant",
+        "token_revoked",
+    );
+}
+
+#[test]
+fn a_subject_token_past_its_exp_is_not_exchanged_for_a_token_born_expired() {
+    let s = TestServer::with_admin();
+    s.add_skill(SKILL, "read", 1, false, None);
+    s.add_skill(SKILL_B, "read", 120, false, None);
+    let a = Agent::approved(&s, json!({SKILL: "read", SKILL_B: "read"}));
+    let subject = a.skill_token(&s, SKILL);
+    sleep_until(claims_of(&subject)["exp"].as_i64().unwrap() + 1);
+    // Still within the skew, so the subject token verifies; the new one would be expired.
+    refused(
+        &s,
+        a.exchange(&s, &subject, SKILL_B),
+        400,
+        "invalid_grant",
+        "subject_token_expired",
+    );
+}
+
+/// A skill client `skill_a` (of [`SKILL`]) holding a token it exchanged, on the agent's
+/// behalf, for [`SKILL_B`].
+fn delegated() -> (TestServer, Agent, Agent, String) {
+    let s = TestServer::with_admin();
+    let skill_a = Agent::register(&s);
+    skill_a.approve(&s, "github:7", json!({}));
+    s.add_delegating_skill(SKILL, "read", &skill_a.client_id, &[SKILL_B]);
+    s.add_skill(SKILL_B, "read", 120, false, None);
+    let a = Agent::approved(&s, json!({SKILL: "read", SKILL_B: "read"}));
+    let for_a = a.skill_token(&s, SKILL);
+    let for_b = skill_a.exchange_ok(&s, &for_a, SKILL_B);
+    assert_eq!(claims_of(&for_b)["client_id"], skill_a.client_id.as_str());
+    assert_eq!(a.introspect(&s, &for_b)["active"], true);
+    (s, a, skill_a, for_b)
+}
+
+#[test]
+fn a_token_held_by_a_suspended_delegate_is_inactive_and_not_exchanged() {
+    let (s, a, skill_a, for_b) = delegated();
+    s.admin_ok(
+        "POST",
+        &format!("/admin/agents/{}/suspend", skill_a.client_id),
+        None,
+    );
+    assert_eq!(a.introspect(&s, &for_b), json!({"active": false}));
+    inactive_audited(&s, "delegate_suspended");
+    refused(
+        &s,
+        a.exchange(&s, &for_b, SKILL),
+        400,
+        "invalid_grant",
+        "delegate_suspended",
+    );
+}
+
+#[test]
+fn a_token_held_by_a_delegate_whose_tokens_were_revoked_is_inactive_after_it_resumes() {
+    // Suspension revokes every token issued to the delegate so far; resuming it does not
+    // bring them back.
+    let (s, a, skill_a, for_b) = delegated();
+    for action in ["suspend", "resume"] {
+        s.admin_ok(
+            "POST",
+            &format!("/admin/agents/{}/{action}", skill_a.client_id),
+            None,
+        );
+    }
+    assert_eq!(a.introspect(&s, &for_b), json!({"active": false}));
+    inactive_audited(&s, "delegate_revoked");
+}
+
+#[test]
+fn suspended_and_pending_clients_cannot_introspect_or_revoke() {
+    let (s, a) = setup();
+    let token = a.agent_token(&s);
+    let pending = Agent::register(&s);
+    for path in ["/introspect", "/revoke"] {
+        let r = pending.send(&s, path, &[("token", &token)], None);
+        assert_oauth_error(r, 401, "invalid_client");
+    }
+    s.admin_ok(
+        "POST",
+        &format!("/admin/agents/{}/suspend", a.client_id),
+        None,
+    );
+    for path in ["/introspect", "/revoke"] {
+        let r = a.send(&s, path, &[("token", &token)], None);
+        assert_oauth_error(r, 401, "invalid_client");
+    }
+    for event in ["token.introspect", "token.revoke"] {
+        s.expect_refusal_audited(event, "client_pending");
+        s.expect_refusal_audited(event, "client_suspended");
+    }
+    // Nothing was revoked: the refused revocation changed nothing.
+    let mut c = s.db.connect();
+    use diesel::prelude::*;
+    let revoked: i64 = patron::store::schema::revoked_tokens::table
+        .count()
+        .get_result(&mut c)
+        .unwrap();
+    assert_eq!(revoked, 0);
+}
+
+#[test]
+fn a_token_older_than_the_advertised_maximum_age_is_inactive() {
+    let s = TestServer::builder()
+        .env("PATRON_ADMIN_TOKEN", crate::helpers::ADMIN)
+        .env("PATRON_VALIDATION__MAX_TOKEN_AGE_SECS", "1")
+        .env("PATRON_VALIDATION__CLOCK_SKEW_SECS", "0")
+        .start();
+    let meta: Value = s
+        .http
+        .get(s.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        meta["patron_validation_profile"]["max_token_age_seconds"],
+        1
+    );
+    s.add_skill(SKILL, "read", 120, false, None);
+    let a = Agent::approved(&s, json!({SKILL: "read"}));
+    let token = a.agent_token(&s);
+    assert_eq!(a.introspect(&s, &token)["active"], true, "cached now");
+    sleep_until(claims_of(&token)["iat"].as_i64().unwrap() + 3);
+    assert_eq!(a.introspect(&s, &token), json!({"active": false}));
+    inactive_audited(&s, "iat_too_old");
+    refused(
+        &s,
+        a.exchange(&s, &token, SKILL),
+        400,
+        "invalid_grant",
+        "iat_too_old",
+    );
+}
+
+#[test]
+fn an_assertion_whose_audience_list_merely_includes_the_issuer_is_refused() {
+    let (s, a) = setup();
+    let assertion = assertion_with(&s, &a, |c| {
+        c["aud"] = json!([s.base, "https://other-server.example"]);
+    });
+    refused(
+        &s,
+        with_assertion(&s, &a, &assertion),
+        401,
+        "invalid_client",
+        "aud_not_single",
+    );
+}
+
+#[test]
+fn the_token_endpoint_as_assertion_audience_is_refused_when_strict() {
+    let s = TestServer::builder()
+        .env("PATRON_ADMIN_TOKEN", crate::helpers::ADMIN)
+        .env("PATRON_TOKENS__STRICT_ASSERTION_AUDIENCE", "true")
+        .start();
+    let a = Agent::approved(&s, json!({}));
+    let to_endpoint = assertion_with(&s, &a, |c| c["aud"] = json!(s.url("/token")));
+    refused(
+        &s,
+        with_assertion(&s, &a, &to_endpoint),
+        401,
+        "invalid_client",
+        "aud_mismatch",
+    );
+    let to_issuer = assertion_with(&s, &a, |c| c["aud"] = json!(s.base));
+    assert_eq!(with_assertion(&s, &a, &to_issuer).status(), 200);
+}

@@ -1053,10 +1053,11 @@ fn a_github_user_with_a_verified_address_logs_in_to_the_console() {
         "the header names the GitHub user: {}",
         dashboard.body
     );
+    let octocat_id = standin.owner_id(583231);
     s.wait_for_audit(|e| {
         e.event == "owner.login"
             && e.outcome == "success"
-            && e.owner_id.as_deref() == Some("github:583231")
+            && e.owner_id.as_deref() == Some(octocat_id.as_str())
             && e.detail.as_deref() == Some("login with github")
     });
 
@@ -1068,7 +1069,7 @@ fn a_github_user_with_a_verified_address_logs_in_to_the_console() {
         .expect_see_other(&format!("/console/agents/{}", p.agent.client_id));
     assert_eq!(
         status_of(&s, &p.agent.client_id),
-        ("active".into(), Some("github:583231".into()))
+        ("active".into(), Some(octocat_id))
     );
 }
 
@@ -1549,4 +1550,133 @@ fn rejecting_a_pending_agent_deletes_its_registration() {
     // The agent cannot get tokens either.
     let refused = p.agent.token(&s, &[("grant_type", "client_credentials")]);
     assert_eq!(refused.status(), 401);
+}
+
+// ---- suspension by an admin, concurrent claims -------------------------------------------
+
+#[test]
+fn an_owner_cannot_resume_an_agent_an_admin_suspended() {
+    let s = console_server();
+    let alice = Browser::dev_login(&s, "alice");
+    let a = owned_agent(&s, ALICE, "Alice mailer", json!({SKILL: "read"}));
+    let path = format!("/console/agents/{}", a.client_id);
+    s.admin_ok(
+        "POST",
+        &format!("/admin/agents/{}/suspend", a.client_id),
+        None,
+    );
+
+    // The page says why there is no Resume button, and a forged resume changes nothing.
+    let page = alice.get(&path).expect(200);
+    assert!(
+        page.contains("Only an administrator can resume it"),
+        "{}",
+        page.body
+    );
+    assert!(!page.contains("value=\"resume\""));
+    let refused = alice.submit_from(&path, &path, &[("action", "resume")]);
+    assert_ne!(refused.status, 303, "{}", refused.body);
+    assert!(refused.contains("only an administrator can resume it"));
+    assert_eq!(status_of(&s, &a.client_id).0, "suspended");
+    s.expect_refusal_audited("agent.resume", "suspended_by_admin");
+    // Suspending it again does not turn it into the owner's suspension.
+    alice
+        .submit_from(&path, &path, &[("action", "suspend")])
+        .expect_see_other(&path);
+    assert_eq!(
+        stored(&s, &a.client_id).unwrap().suspended_by.as_deref(),
+        Some("admin")
+    );
+
+    // An admin lifts it; then the owner's own suspension is the owner's to lift.
+    s.admin_ok(
+        "POST",
+        &format!("/admin/agents/{}/resume", a.client_id),
+        None,
+    );
+    assert_eq!(status_of(&s, &a.client_id).0, "active");
+    alice
+        .submit_from(&path, &path, &[("action", "suspend")])
+        .expect_see_other(&path);
+    assert_eq!(
+        stored(&s, &a.client_id).unwrap().suspended_by.as_deref(),
+        Some("owner")
+    );
+    assert!(alice.get(&path).expect(200).contains("value=\"resume\""));
+    alice
+        .submit_from(&path, &path, &[("action", "resume")])
+        .expect_see_other(&path);
+    assert_eq!(status_of(&s, &a.client_id).0, "active");
+}
+
+#[test]
+fn a_console_admin_resumes_an_agent_an_admin_suspended() {
+    let s = console_builder()
+        .env("PATRON_CONSOLE__ADMINS", "[\"dev:root\"]")
+        .start();
+    s.add_skill(SKILL, "read write", 120, false, None);
+    let root = Browser::dev_login(&s, "root");
+    let a = owned_agent(&s, ALICE, "Alice mailer", json!({SKILL: "read"}));
+    let path = format!("/console/agents/{}", a.client_id);
+    s.admin_ok(
+        "POST",
+        &format!("/admin/agents/{}/suspend", a.client_id),
+        None,
+    );
+    assert!(root.get(&path).expect(200).contains("value=\"resume\""));
+    root.submit_from(&path, &path, &[("action", "resume")])
+        .expect_see_other(&path);
+    assert_eq!(status_of(&s, &a.client_id).0, "active");
+}
+
+#[test]
+fn of_two_concurrent_claims_of_one_agent_exactly_one_succeeds() {
+    let s = console_server();
+    let p = register_pending(&s, json!({}));
+    let claim_path = format!("/claim?user_code={}", p.user_code);
+    let alice = Browser::dev_login(&s, "alice");
+    let bob = Browser::dev_login(&s, "bob");
+    let forms: Vec<(&Browser, String)> = [&alice, &bob]
+        .into_iter()
+        .map(|b| (b, b.get(&claim_path).expect(200).csrf()))
+        .collect();
+    let barrier = std::sync::Barrier::new(forms.len());
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = forms
+            .iter()
+            .map(|(b, csrf)| {
+                let (barrier, code) = (&barrier, p.user_code.as_str());
+                scope.spawn(move || {
+                    barrier.wait();
+                    b.post(
+                        "/claim",
+                        &[("csrf", csrf), ("user_code", code), ("action", "approve")],
+                    )
+                    .status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 303).count(),
+        1,
+        "{statuses:?}"
+    );
+    let (status, owner) = status_of(&s, &p.agent.client_id);
+    assert_eq!(status, "active");
+    let winner = if statuses[0] == 303 { ALICE } else { BOB };
+    assert_eq!(owner.as_deref(), Some(winner));
+    // The loser is refused at the lookup, or (when both passed it) inside the write.
+    s.wait_for_audit(|e| {
+        e.outcome == "failure"
+            && matches!(
+                e.reason.as_deref(),
+                Some("agent_not_pending" | "user_code_unknown")
+            )
+    });
+    assert_eq!(
+        s.wait_for_audit_count(1, |e| e.event == "agent.approve" && e.outcome == "success"),
+        1
+    );
 }

@@ -114,7 +114,10 @@ fn a_github_user_with_a_verified_primary_address_logs_in() {
 
     let identity = complete(&rt, &provider, &code, &verifier).expect("login succeeds");
 
-    assert_eq!(identity.owner_id, "github:583231");
+    // Not github.com: the host is part of the id, so GitHub user 583231 of this host is not
+    // github.com's user 583231 (nor an admin named by that id).
+    assert_eq!(identity.owner_id, standin.owner_id(583231).as_str());
+    assert_ne!(identity.owner_id, "github:583231");
     assert_eq!(identity.email, "octocat@example.com");
     assert_eq!(identity.name.as_deref(), Some("The Octocat"));
 }

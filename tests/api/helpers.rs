@@ -896,6 +896,12 @@ impl GithubStandIn {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// The owner id Patron gives the stand-in's user `id`: the stand-in is not github.com,
+    /// so its host is part of the id.
+    pub fn owner_id(&self, id: u64) -> String {
+        format!("github:127.0.0.1:{}:{id}", self.port)
+    }
+
     /// A Patron configuration file with a GitHub provider pointing here.
     pub fn config_file(&self) -> std::path::PathBuf {
         let file = self._dir.path().join("patron.toml");

@@ -56,7 +56,7 @@ fn statement_claims_take_precedence_over_request_members() {
     m["client_name"] = json!("Self-declared name");
     let st = statement(
         &p,
-        json!({"iss": ISSUER, "iat": now(), "software_id": "com.example.tool", "client_name": "Certified Tool"}),
+        json!({"iss": ISSUER, "iat": now(), "exp": now() + 3600, "software_id": "com.example.tool", "client_name": "Certified Tool"}),
     );
     m["software_statement"] = json!(st);
     let r = s.register_ok(&m);
@@ -124,6 +124,42 @@ fn a_required_statement_must_be_present() {
     assert_oauth_error(s.register(&m), 400, "invalid_software_statement");
     s.expect_refusal_audited("client.register", "software_statement_required");
     let mut m = m;
-    m["software_statement"] = json!(statement(&p, json!({"iss": ISSUER})));
+    m["software_statement"] = json!(statement(&p, json!({"iss": ISSUER, "exp": now() + 3600})));
     s.register_ok(&m);
+}
+
+#[test]
+fn statements_without_exp_valid_too_long_or_of_another_type_are_refused() {
+    // A leaked statement must stop working: `exp` is required, at most a year ahead
+    // (software_statements.max_lifetime_secs), and a `typ` other than JWT is another kind
+    // of token the publisher signed.
+    let p = publisher(false);
+    let s = server(&p);
+    let mut m = agent_metadata(&AgentKey::generate());
+    let cases = [
+        (
+            statement(&p, json!({"iss": ISSUER, "software_id": "x"})),
+            "exp_missing",
+        ),
+        (
+            statement(
+                &p,
+                json!({"iss": ISSUER, "exp": now() + 400 * 24 * 3600, "software_id": "x"}),
+            ),
+            "software_statement_lifetime_too_long",
+        ),
+        (
+            p.key.sign(
+                json!({"alg": "ES256", "kid": "pub1", "typ": "at+jwt"}),
+                json!({"iss": ISSUER, "exp": now() + 3600, "software_id": "x"}),
+            ),
+            "typ_mismatch",
+        ),
+    ];
+    for (st, reason) in cases {
+        m["software_statement"] = json!(st);
+        assert_oauth_error(s.register(&m), 400, "invalid_software_statement");
+        s.expect_refusal_audited("client.register", reason);
+    }
+    assert_eq!(s.count_clients(), 0);
 }

@@ -642,7 +642,11 @@ fn suspension_invalidates_issued_tokens_and_resume_restores_service() {
     );
     assert_eq!(out["owner_status"], "suspended");
     s.wait_for_audit(|e| e.event == "agent.suspend" && e.outcome == "success");
-    assert_eq!(a.introspect(&s, &before), json!({"active": false}));
+    // A suspended client may not introspect at all (its token is checked inactive below,
+    // once the agent is resumed).
+    let r = a.send(&s, "/introspect", &[("token", &before)], None);
+    assert_oauth_error(r, 401, "invalid_client");
+    s.expect_refusal_audited("token.introspect", "client_suspended");
     let r = a.token(
         &s,
         &[("grant_type", "client_credentials"), ("resource", SKILL)],

@@ -124,6 +124,8 @@ struct AgentDetail {
     dpop: bool,
     thumbprints: Vec<String>,
     created: String,
+    /// Suspended by an admin, and the viewer is not one: resuming is not theirs to do.
+    admin_suspended: bool,
 }
 
 struct SkillChoice {
@@ -260,6 +262,7 @@ pub(super) async fn agent_page(
         dpop: meta.as_ref().is_some_and(|m| m.dpop_bound_access_tokens),
         thumbprints: thumbprints(meta.as_ref()),
         created: fmt_time(view.row.created_at),
+        admin_suspended: view.row.suspended_by_admin() && !owner.session.actor().sees_all(),
     };
     let skills = grantable
         .into_iter()

@@ -125,7 +125,7 @@ pub(super) async fn claim_action(
     let owner_id = &owner.session.owner_id;
     match form.get("action") {
         Some("approve") => {
-            agents::approve(
+            agents::claim(
                 &state,
                 &owner.caller,
                 &row.client_id,

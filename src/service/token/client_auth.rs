@@ -20,6 +20,7 @@ use crate::service::client_secrets;
 use crate::service::directory::ClientRecord;
 use crate::service::store_failure;
 use crate::state::AppState;
+use crate::store::models::clients::ClientStatus;
 
 /// A client whose authentication succeeded.
 pub struct Authenticated {
@@ -148,13 +149,18 @@ pub async fn authenticate_client(
                 .as_ref()
                 .map(Secret::expose)
                 .unwrap_or_default();
-            let audiences = [state.issuer.as_str(), endpoint_url];
+            let both = [state.issuer.as_str(), endpoint_url];
+            let audiences = if state.config.tokens.strict_assertion_audience {
+                &both[..1]
+            } else {
+                &both[..]
+            };
             let verified = client_assertion::verify_assertion(
                 assertion,
                 &keys,
                 &AssertionRequirements {
                     client_id: &client.client_id,
-                    audiences: &audiences,
+                    audiences,
                     now,
                     skew_secs: state.config.validation.clock_skew_secs,
                     max_lifetime_secs: state.config.tokens.assertion_max_lifetime_secs,
@@ -185,6 +191,31 @@ pub fn client_auth_throttled(wait: u64) -> OAuthError {
         "client_auth_throttled",
     )
     .with_retry_after(wait)
+}
+
+/// [`authenticate_client`] for the introspection and revocation endpoints, which also
+/// refuses a client that authenticated but may not act: one still pending approval or
+/// suspended (`invalid_client`, RFC 6749 §5.2). Such a client gets no tokens either, and
+/// must not learn about or interfere with other parties' tokens.
+pub async fn authenticate_active_client(
+    state: &AppState,
+    headers: &RequestHeaders,
+    creds: BodyCredentials,
+    endpoint_url: &str,
+    now: UnixTime,
+) -> Result<Authenticated, OAuthError> {
+    let auth = authenticate_client(state, headers, creds, endpoint_url, now).await?;
+    match auth.client.status {
+        ClientStatus::Active => Ok(auth),
+        ClientStatus::Pending => Err(invalid_client(
+            "the client has not been approved yet",
+            "client_pending",
+        )),
+        ClientStatus::Suspended => Err(invalid_client(
+            "the client is suspended",
+            "client_suspended",
+        )),
+    }
 }
 
 /// The client a request claims to come from, before authentication proves it.

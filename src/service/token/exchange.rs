@@ -38,7 +38,72 @@ fn same_audience_scopes<'a>(
     (subject_aud == target).then_some(subject_scope.unwrap_or(""))
 }
 
-/// Validates a token Patron issued, including revocation and the state of its agent.
+/// Whose standing a token depends on.
+#[derive(Clone, Copy)]
+enum Holder {
+    /// The agent in `sub`.
+    Agent,
+    /// The client that requested it on the agent's behalf (`client_id` ≠ `sub`).
+    Delegate,
+}
+
+/// `record` if it exists, is active and has not revoked tokens issued at `iat`.
+fn holder_in_good_standing(
+    record: Option<Arc<ClientRecord>>,
+    iat: UnixTime,
+    holder: Holder,
+) -> Result<Arc<ClientRecord>, OAuthError> {
+    let who = match holder {
+        Holder::Agent => "the token's agent",
+        Holder::Delegate => "the client holding the token",
+    };
+    let refuse = |state: &str, agent: &'static str, delegate: &'static str| {
+        let reason = match holder {
+            Holder::Agent => agent,
+            Holder::Delegate => delegate,
+        };
+        err(ErrorKind::InvalidGrant, format!("{who} {state}"), reason)
+    };
+    let Some(record) = record else {
+        return Err(refuse(
+            "no longer exists",
+            "agent_deleted",
+            "delegate_deleted",
+        ));
+    };
+    match record.status {
+        ClientStatus::Active => {}
+        ClientStatus::Suspended => {
+            return Err(refuse(
+                "is suspended",
+                "agent_suspended",
+                "delegate_suspended",
+            ));
+        }
+        ClientStatus::Pending => {
+            return Err(refuse(
+                "is not approved",
+                "agent_pending",
+                "delegate_pending",
+            ));
+        }
+    }
+    if record.revoked_at(iat) {
+        let reason = match holder {
+            Holder::Agent => "token_revoked",
+            Holder::Delegate => "delegate_revoked",
+        };
+        return Err(err(
+            ErrorKind::InvalidGrant,
+            "the token has been revoked",
+            reason,
+        ));
+    }
+    Ok(record)
+}
+
+/// Validates a token Patron issued, including revocation and the state of its agent and,
+/// for a delegated token, of the delegate that holds it.
 pub async fn validate_issued(
     state: &AppState,
     token: &str,
@@ -69,37 +134,17 @@ pub async fn validate_issued(
         .directory
         .client(&state.store, &claims.sub)
         .await
-        .map_err(store_failure)?
-        .ok_or_else(|| {
-            err(
-                ErrorKind::InvalidGrant,
-                "the token's agent no longer exists",
-                "agent_deleted",
-            )
-        })?;
-    match agent.status {
-        ClientStatus::Active => {}
-        ClientStatus::Suspended => {
-            return Err(err(
-                ErrorKind::InvalidGrant,
-                "the token's agent is suspended",
-                "agent_suspended",
-            ));
-        }
-        ClientStatus::Pending => {
-            return Err(err(
-                ErrorKind::InvalidGrant,
-                "the token's agent is not approved",
-                "agent_pending",
-            ));
-        }
-    }
-    if agent.revoked_at(claims.iat) {
-        return Err(err(
-            ErrorKind::InvalidGrant,
-            "the token has been revoked",
-            "token_revoked",
-        ));
+        .map_err(store_failure)?;
+    let agent = holder_in_good_standing(agent, claims.iat, Holder::Agent)?;
+    // A delegate (the skill client that exchanged it, recorded in `act`) holds the token
+    // too: suspending, deleting or revoking the delegate ends it as well.
+    if claims.client_id != claims.sub {
+        let delegate = state
+            .directory
+            .client(&state.store, &claims.client_id)
+            .await
+            .map_err(store_failure)?;
+        holder_in_good_standing(delegate, claims.iat, Holder::Delegate)?;
     }
     Ok((claims, agent))
 }
@@ -193,6 +238,15 @@ pub(super) async fn grant(
     let mut chain = subject.patron_chain.clone();
     chain.push(subject.jti.clone());
     let exp = subject.exp.min(now + skill.ttl_secs);
+    // The subject token verifies until `exp` + skew; a token cut to its `exp` would be born
+    // expired (and `expires_in` negative) within that window.
+    if exp <= now {
+        return Err(err(
+            ErrorKind::InvalidGrant,
+            "the subject token has expired",
+            "subject_token_expired",
+        ));
+    }
     let claims = AccessTokenClaims {
         iss: state.issuer.clone(),
         sub: subject.sub.clone(),

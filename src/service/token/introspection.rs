@@ -1,6 +1,6 @@
 //! Introspection (RFC 7662): only the parties to a token may see it.
 
-use super::{RequestHeaders, authenticate_client, validate_issued};
+use super::{RequestHeaders, authenticate_active_client, validate_issued};
 use crate::audit::{AuditEvent, Outcome};
 use crate::clock;
 use crate::endpoints;
@@ -23,7 +23,7 @@ pub async fn introspect(
     let form = form?;
     let (token, creds) = token_request::parse_token_parameter(&form)?;
     let endpoint = endpoints::url(&state.issuer, endpoints::INTROSPECTION);
-    let auth = authenticate_client(state, &headers, creds, &endpoint, now).await;
+    let auth = authenticate_active_client(state, &headers, creds, &endpoint, now).await;
     let auth = match auth {
         Ok(a) => a,
         Err(e) => {

@@ -41,7 +41,9 @@ use crate::service::store_failure;
 use crate::state::AppState;
 use crate::store::models::clients::ClientStatus;
 
-pub use client_auth::{Authenticated, authenticate_client, client_auth_throttled};
+pub use client_auth::{
+    Authenticated, authenticate_active_client, authenticate_client, client_auth_throttled,
+};
 pub use dpop::DpopNonces;
 pub use exchange::validate_issued;
 pub use introspection::introspect;

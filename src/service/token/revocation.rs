@@ -1,6 +1,6 @@
 //! Revocation (RFC 7009), and loading the revocations other replicas made.
 
-use super::{RequestHeaders, authenticate_client};
+use super::{RequestHeaders, authenticate_active_client};
 use crate::audit::{AuditEvent, Outcome};
 use crate::clock::{self, UnixTime};
 use crate::endpoints;
@@ -29,7 +29,7 @@ pub async fn revoke(
     let ev = AuditEvent::at("token.revoke", Outcome::Success, now)
         .source(&caller.source.to_string())
         .request(&caller.request_id);
-    let auth = match authenticate_client(state, &headers, creds, &endpoint, now).await {
+    let auth = match authenticate_active_client(state, &headers, creds, &endpoint, now).await {
         Ok(a) => a,
         Err(e) => {
             state.audit.record(
@@ -151,9 +151,11 @@ pub async fn sync_revocations(
     since: UnixTime,
 ) -> Result<usize, crate::store::StoreError> {
     let now = clock::now();
+    // Tokens verify until `exp` + skew; their revocations are needed that long.
+    let expired_before = now.saturating_sub(state.config.validation.clock_skew_secs);
     let rows = state
         .store
-        .read(move |c| revoked_tokens::since(c, since, now))
+        .read(move |c| revoked_tokens::since(c, since, expired_before))
         .await?;
     for (jti, exp) in &rows {
         state.revocations.insert(jti, *exp);

@@ -54,6 +54,26 @@ impl From<ClientStatus> for String {
     }
 }
 
+/// Who suspended an agent, stored as its [`as_str`](Self::as_str) form. Only an admin lifts
+/// an admin's suspension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuspendedBy {
+    /// The admin API or CLI, or a console admin.
+    Admin,
+    /// The agent's owner.
+    Owner,
+}
+
+impl SuspendedBy {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Owner => "owner",
+        }
+    }
+}
+
 /// A stored registration.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = clients)]
@@ -84,12 +104,21 @@ pub struct ClientRow {
     pub expires_at: Option<UnixTime>,
     /// Tokens issued before this instant are invalid.
     pub tokens_revoked_before: Option<UnixTime>,
+    /// Who suspended it ([`SuspendedBy::as_str`]), while suspended; `None` when not, or
+    /// when it was suspended before this was recorded (counted as its owner's suspension).
+    pub suspended_by: Option<String>,
 }
 
 impl ClientRow {
     /// Whether the row is an unclaimed registration past its expiry (treated as gone).
     pub fn is_expired(&self, now: UnixTime) -> bool {
         self.status == ClientStatus::Pending && self.expires_at.is_some_and(|t| t <= now)
+    }
+
+    /// Whether an admin suspended it (so only an admin may resume it).
+    pub fn suspended_by_admin(&self) -> bool {
+        self.status == ClientStatus::Suspended
+            && self.suspended_by.as_deref() == Some(SuspendedBy::Admin.as_str())
     }
 }
 
@@ -339,6 +368,45 @@ pub fn set_status(
     }
     .map_err(StoreError::from_diesel)?;
     Ok(n == 1)
+}
+
+/// Links a registration that is still pending to `owner_id` and makes it active, as
+/// [`set_status`] does; returns `false` (changing nothing) when it is no longer pending. The
+/// condition is part of the update, so of two concurrent claims only one changes the row.
+pub fn claim_pending(
+    conn: &mut DbConnection,
+    client_id: &str,
+    owner_id: &str,
+    now: UnixTime,
+) -> Result<bool, StoreError> {
+    diesel::update(
+        clients::table
+            .find(client_id)
+            .filter(clients::status.eq(ClientStatus::Pending.as_str())),
+    )
+    .set((
+        clients::status.eq(ClientStatus::Active.as_str()),
+        clients::owner_id.eq(owner_id),
+        clients::user_code.eq(None::<String>),
+        clients::expires_at.eq(None::<i64>),
+        clients::updated_at.eq(now),
+    ))
+    .execute(conn)
+    .map(|n| n == 1)
+    .map_err(StoreError::from_diesel)
+}
+
+/// Records who suspended a registration (`None` when it is resumed or approved).
+pub fn set_suspended_by(
+    conn: &mut DbConnection,
+    client_id: &str,
+    by: Option<SuspendedBy>,
+) -> Result<bool, StoreError> {
+    diesel::update(clients::table.find(client_id))
+        .set(clients::suspended_by.eq(by.map(SuspendedBy::as_str)))
+        .execute(conn)
+        .map(|n| n == 1)
+        .map_err(StoreError::from_diesel)
 }
 
 /// Looks a pending registration up by its user code (stored without the dash).

@@ -1,4 +1,4 @@
-//! Revoked token ids, kept until the token would have expired.
+//! Revoked token ids, kept until the token would stop verifying (`exp` + clock skew).
 
 use diesel::prelude::*;
 
@@ -35,23 +35,28 @@ pub fn insert(
         .map_err(StoreError::from_diesel)
 }
 
-/// Revocations recorded at or after `since` that have not expired: `(jti, expires_at)`.
+/// Revocations recorded at or after `since` of tokens expiring after `expired_before`
+/// (now minus the clock skew: such tokens still verify): `(jti, expires_at)`.
 pub fn since(
     conn: &mut DbConnection,
     since: UnixTime,
-    now: UnixTime,
+    expired_before: UnixTime,
 ) -> Result<Vec<(String, UnixTime)>, StoreError> {
     revoked_tokens::table
         .filter(revoked_tokens::revoked_at.ge(since))
-        .filter(revoked_tokens::expires_at.gt(now))
+        .filter(revoked_tokens::expires_at.gt(expired_before))
         .select((revoked_tokens::jti, revoked_tokens::expires_at))
         .load(conn)
         .map_err(StoreError::from_diesel)
 }
 
-/// Deletes revocations of tokens that have expired anyway.
-pub fn purge_expired(conn: &mut DbConnection, now: UnixTime) -> Result<usize, StoreError> {
-    diesel::delete(revoked_tokens::table.filter(revoked_tokens::expires_at.le(now)))
+/// Deletes revocations of tokens that expired at or before `expired_before` (pass now minus
+/// the clock skew: a token verifies until `exp` + skew, so its revocation must last as long).
+pub fn purge_expired(
+    conn: &mut DbConnection,
+    expired_before: UnixTime,
+) -> Result<usize, StoreError> {
+    diesel::delete(revoked_tokens::table.filter(revoked_tokens::expires_at.le(expired_before)))
         .execute(conn)
         .map_err(StoreError::from_diesel)
 }
