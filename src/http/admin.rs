@@ -25,6 +25,7 @@ use crate::endpoints::admin::{
 use crate::http::error::HttpError;
 use crate::http::extract::{MAX_JSON_BODY, bearer, caller, json_object};
 use crate::oauth::error::{ErrorKind, OAuthError};
+use crate::oauth::ids::ClientId;
 use crate::service::operator::{AdminAction, AdminOutcome, AdminRequest, AdminTarget, Listener};
 use crate::service::skills::{self, SkillInput};
 use crate::service::{Actor, Caller, agents, operator, owners, skill_policy, token};
@@ -281,10 +282,11 @@ async fn approve_agent(
 ) -> Result<HttpResponse, HttpError> {
     let body = json_object(&req, payload, MAX_JSON_BODY, ErrorKind::InvalidRequest).await?;
     let body: ApproveBody = body_as(body)?;
+    let client_id = ClientId::parse(&path).map_err(OAuthError::from)?;
     let out = agents::approve(
         &state,
         &op.caller,
-        &path,
+        &client_id,
         &body.owner,
         body.grants.into_iter().collect(),
     )
@@ -297,7 +299,8 @@ async fn suspend_agent(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
-    let out = agents::set_suspended(&state, &op.caller, Actor::Operator, &path, true).await?;
+    let client_id = ClientId::parse(&path).map_err(OAuthError::from)?;
+    let out = agents::set_suspended(&state, &op.caller, Actor::Operator, &client_id, true).await?;
     Ok(json_response(actix_web::http::StatusCode::OK, &out))
 }
 
@@ -306,7 +309,8 @@ async fn resume_agent(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
-    let out = agents::set_suspended(&state, &op.caller, Actor::Operator, &path, false).await?;
+    let client_id = ClientId::parse(&path).map_err(OAuthError::from)?;
+    let out = agents::set_suspended(&state, &op.caller, Actor::Operator, &client_id, false).await?;
     Ok(json_response(actix_web::http::StatusCode::OK, &out))
 }
 

@@ -366,3 +366,27 @@ fn a_skills_delegate_audiences_are_validated_listed_and_set_by_the_cli() {
         ""
     );
 }
+
+#[test]
+fn a_malformed_client_id_in_an_admin_path_is_refused_and_audited() {
+    let s = TestServer::builder()
+        .env("PATRON_ADMIN_TOKEN", TOKEN)
+        .start();
+    for action in ["suspend", "resume"] {
+        let r = s
+            .http
+            .post(s.url(&format!("/admin/agents/bad%20id%3B/{action}")))
+            .bearer_auth(TOKEN)
+            .send()
+            .unwrap();
+        let body = assert_oauth_error(r, 400, "invalid_request");
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("client_id"),
+            "{body}"
+        );
+        s.expect_refusal_audited(&format!("admin.agent.{action}"), "client_id_invalid");
+    }
+}
