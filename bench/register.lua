@@ -39,6 +39,8 @@ function setup(thread)
 end
 
 function init(args)
+  -- A seed per run: addresses must not repeat those of an earlier run on the same server.
+  math.randomseed(os.time())
   -- wrk formats the request after init, so the body chosen here is the one sent.
   if args[1] == "client_secret_basic" then
     wrk.body = secret_body
@@ -48,6 +50,18 @@ function init(args)
   non201 = 0
   statuses = {}
   first_error = nil
+end
+
+-- Each request comes from its own address (X-Forwarded-For; the benchmark server trusts
+-- 127.0.0.1 as a proxy): the same key registered again from the same address while still
+-- pending renews that registration instead of adding one, and this benchmark measures new
+-- registrations, as distinct agents make them.
+function request()
+  wrk.headers["X-Forwarded-For"] = string.format(
+    "2001:db8:%x:%x:%x::1",
+    math.random(0, 65535), math.random(0, 65535), math.random(0, 65535)
+  )
+  return wrk.format()
 end
 
 function response(status, headers, body)

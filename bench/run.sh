@@ -82,7 +82,10 @@ trap 'exit 130' INT TERM
 # ---------------------------------------------------------------- helpers
 
 # start_server BACKEND DATABASE_URL: sets SERVER_PID and ADDR.
-start_server() { start_patron "$OUT/server-$1.log" "$2"; }
+# 127.0.0.1 is a trusted proxy: register.lua sends each registration from its own address.
+start_server() {
+  start_patron "$OUT/server-$1.log" "$2" 'PATRON_REGISTRATION__TRUSTED_PROXIES=["127.0.0.1"]'
+}
 
 count_clients() {
   local backend="$1"

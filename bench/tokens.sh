@@ -92,6 +92,10 @@ REDIS_URL="${BENCH_REDIS_URL:-}"
 start_server() {
   local extra=()
   [[ -n "$REDIS_URL" ]] && extra+=("PATRON_REDIS__URL=$REDIS_URL" "PATRON_REDIS__PREFIX=bench-$$:")
+  # The failed-authentication throttle is off here: secret_bad measures what a wrong secret
+  # costs once checked (with the throttle on, a flood is answered 429 before any check, and
+  # the flood's address is refused for the scenarios after it).
+  extra+=("PATRON_LIMITS__CLIENT_AUTH_FAILURES_PER_MINUTE=0" "PATRON_LIMITS__ADDRESS_AUTH_FAILURES_PER_MINUTE=0")
   start_patron "$OUT/server-tokens.log" "sqlite://$SERVER_DIR/patron.db" "PATRON_ADMIN_TOKEN=$ADMIN_TOKEN" "${extra[@]}"
 }
 
@@ -251,7 +255,7 @@ ASSERTION_TYPE_ENC="$(uri urn:ietf:params:oauth:client-assertion-type:jwt-bearer
 echo "=== setup: agent, skill, approvals, secret client"
 cli agent register --name bench --file "$WORK_DIR/agent.json" >/dev/null
 AGENT_ID="$(jq -er .client_id "$WORK_DIR/agent.json")"
-cli admin skill add --audience "$RESOURCE" --name Bench --scopes "read write" --ttl 300 >/dev/null
+cli admin skill add --audience "$RESOURCE" --name Bench --scopes "read write" --ttl 300 --grantable-by any >/dev/null
 cli admin agent approve "$AGENT_ID" --owner github:1 --grant "$RESOURCE=read,write" >/dev/null
 echo "agent $AGENT_ID approved"
 

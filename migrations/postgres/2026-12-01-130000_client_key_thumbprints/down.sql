@@ -1,2 +1,2 @@
-DROP INDEX clients_key_thumbprints_idx;
+DROP INDEX clients_key_thumbprints_source_idx;
 ALTER TABLE clients DROP COLUMN key_thumbprints;

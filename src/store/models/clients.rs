@@ -181,16 +181,19 @@ pub fn find_pending_duplicate(
     source_addr: &str,
     now: UnixTime,
 ) -> Result<Option<ClientRow>, StoreError> {
-    clients::table
+    // Only the two columns of `clients_key_thumbprints_source_idx` are in the query: with
+    // the status and expiry too, SQLite's planner prefers the expiry index and scans every
+    // pending registration. The rows sharing one key and address are few.
+    let rows: Vec<ClientRow> = clients::table
         .filter(clients::key_thumbprints.eq(key_thumbprints))
         .filter(clients::source_addr.eq(source_addr))
-        .filter(clients::status.eq(ClientStatus::Pending.as_str()))
-        .filter(clients::expires_at.gt(now))
-        .order(clients::created_at.desc())
         .select(ClientRow::as_select())
-        .first(conn)
-        .optional()
-        .map_err(StoreError::from_diesel)
+        .load(conn)
+        .map_err(StoreError::from_diesel)?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| r.status == ClientStatus::Pending && r.expires_at.is_some_and(|t| t > now))
+        .max_by_key(|r| r.created_at))
 }
 
 /// New credentials and metadata for a pending registration made again.
