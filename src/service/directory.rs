@@ -110,8 +110,11 @@ fn load_client(
     if row.is_expired(clock::now()) {
         return Ok(None);
     }
-    let metadata: ClientMetadata = serde_json::from_str(&row.metadata)
-        .map_err(|e| StoreError::Corrupt(format!("client {client_id} metadata: {e}")))?;
+    let metadata: ClientMetadata = row
+        .metadata
+        .parsed()
+        .cloned()
+        .ok_or_else(|| StoreError::Corrupt(format!("client {client_id} metadata")))?;
     let keys = match &metadata.jwks {
         Some(jwks) => Some(Arc::new(PublicKeySet::from_jwks(jwks).map_err(|e| {
             StoreError::Corrupt(format!("client {client_id} jwks: {e}"))

@@ -5,7 +5,6 @@ use serde_json::{Value, json};
 
 use crate::clock::{self, UnixTime};
 use crate::mail::Notification;
-use crate::oauth::client_metadata::ClientMetadata;
 use crate::oauth::error::{ErrorKind, OAuthError};
 use crate::oauth::ids::OwnerId;
 use crate::service::peers::{self, Notice};
@@ -37,9 +36,7 @@ pub async fn notify(state: &AppState, owner_id: &str, notification: Notification
 /// The agent's self-chosen name, if its metadata has one (hostile input: the mail module
 /// escapes it).
 pub fn agent_name(row: &ClientRow) -> Option<String> {
-    serde_json::from_str::<ClientMetadata>(&row.metadata)
-        .ok()
-        .and_then(|m| m.client_name)
+    row.metadata.parsed().and_then(|m| m.client_name.clone())
 }
 
 /// Tells the owner of `row` (if it has one) what happened; `make` gets the agent's name.

@@ -178,7 +178,7 @@ pub fn fmt_time(t: UnixTime) -> String {
 
 /// An agent's display name, and its parsed metadata.
 pub fn agent_name(row: &ClientRow) -> (String, Option<ClientMetadata>) {
-    let meta: Option<ClientMetadata> = serde_json::from_str(&row.metadata).ok();
+    let meta: Option<ClientMetadata> = row.metadata.parsed().cloned();
     let name = meta
         .as_ref()
         .and_then(|m| m.client_name.clone())

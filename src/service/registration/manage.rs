@@ -195,7 +195,7 @@ async fn update_inner(
     } = validate_metadata(state, &body).await?;
     let metadata_json = stored_metadata(&meta, statement.as_deref())?;
 
-    let old: Option<ClientMetadata> = serde_json::from_str(&row.metadata).ok();
+    let old: Option<&ClientMetadata> = row.metadata.parsed();
     if let Some(old) = &old {
         *rekeyed = old.jwks != meta.jwks || old.jwks_uri != meta.jwks_uri;
     }

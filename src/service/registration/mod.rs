@@ -183,7 +183,7 @@ fn stored_metadata(meta: &ClientMetadata, statement: Option<&str>) -> Result<Str
 
 /// Builds the client information response (RFC 7591 §3.2.1, RFC 7592 §3).
 fn client_information(state: &AppState, row: &ClientRow) -> Result<Map<String, Value>, OAuthError> {
-    let mut out = match serde_json::from_str::<Value>(&row.metadata) {
+    let mut out = match serde_json::from_str::<Value>(row.metadata.json()) {
         Ok(Value::Object(map)) => map,
         _ => {
             tracing::error!(client_id = %row.client_id, "stored client metadata is not a JSON object");
@@ -501,7 +501,7 @@ fn insert_registration(
         client_id: w.client_id.clone(),
         status,
         owner_id: owner.map(str::to_owned),
-        metadata: w.metadata.clone(),
+        metadata: w.metadata.clone().into(),
         client_secret_hash: w.secret_hash.clone(),
         registration_token_hash: w.rat_hash.clone(),
         user_code: code,

@@ -3,6 +3,7 @@
 use diesel::prelude::*;
 
 use crate::clock::UnixTime;
+use crate::oauth::client_metadata::ClientMetadata;
 use crate::store::schema::clients;
 use crate::store::{DbConnection, StoreError};
 
@@ -74,6 +75,34 @@ impl SuspendedBy {
     }
 }
 
+/// A registration's validated metadata as stored: the JSON itself (which the RFC 7591
+/// response echoes, software statement included) and its parse, made once when the row is
+/// read. `parsed` is `None` only for a row that does not hold valid metadata (corrupt).
+#[derive(Debug, Clone)]
+pub struct StoredMetadata {
+    json: String,
+    parsed: Option<ClientMetadata>,
+}
+
+impl StoredMetadata {
+    /// The stored JSON.
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
+    /// The parsed metadata, unless the stored JSON is not valid metadata.
+    pub fn parsed(&self) -> Option<&ClientMetadata> {
+        self.parsed.as_ref()
+    }
+}
+
+impl From<String> for StoredMetadata {
+    fn from(json: String) -> Self {
+        let parsed = serde_json::from_str(&json).ok();
+        Self { json, parsed }
+    }
+}
+
 /// A stored registration.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = clients)]
@@ -85,8 +114,9 @@ pub struct ClientRow {
     pub status: ClientStatus,
     /// The owner who claimed it.
     pub owner_id: Option<String>,
-    /// The validated client metadata, as JSON.
-    pub metadata: String,
+    /// The validated client metadata, parsed when the row is read.
+    #[diesel(deserialize_as = String)]
+    pub metadata: StoredMetadata,
     /// Hash of the client secret, for secret-based authentication (`hmac-sha256$…`, or a
     /// legacy `$argon2id$…` until its first successful check).
     pub client_secret_hash: Option<String>,
