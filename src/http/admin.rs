@@ -6,7 +6,7 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use actix_web::FromRequest;
 use actix_web::dev::Payload;
@@ -165,7 +165,13 @@ fn json_response(status: actix_web::http::StatusCode, v: &Value) -> HttpResponse
         .body(v.to_string())
 }
 
-fn body_as<T: serde::de::DeserializeOwned>(body: Map<String, Value>) -> Result<T, OAuthError> {
+/// The request's JSON body as `T` (bounded, `application/json`, unknown fields refused by
+/// `T`'s `deny_unknown_fields`).
+async fn json_body<T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<T, OAuthError> {
+    let body = json_object(req, payload, MAX_JSON_BODY, ErrorKind::InvalidRequest).await?;
     serde_json::from_value(Value::Object(body)).map_err(|e| {
         OAuthError::new(
             ErrorKind::InvalidRequest,
@@ -181,8 +187,7 @@ async fn put_skill(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
-    let body = json_object(&req, payload, MAX_JSON_BODY, ErrorKind::InvalidRequest).await?;
-    let input = body_as::<SkillInput>(body)?;
+    let input: SkillInput = json_body(&req, payload).await?;
     note_target(&req, AdminTarget::Skill(input.audience.clone()));
     let skill = skills::put(&state, &op.caller, input, None).await?;
     Ok(json_response(
@@ -215,8 +220,7 @@ async fn set_skill_policy(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
-    let body = json_object(&req, payload, MAX_JSON_BODY, ErrorKind::InvalidRequest).await?;
-    let body: PolicyBody = body_as(body)?;
+    let body: PolicyBody = json_body(&req, payload).await?;
     note_target(&req, AdminTarget::Skill(body.audience.clone()));
     let out = skill_policy::set_policy(
         &state,
@@ -243,8 +247,7 @@ async fn check_skill(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
-    let body = json_object(&req, payload, MAX_JSON_BODY, ErrorKind::InvalidRequest).await?;
-    let body: CheckBody = body_as(body)?;
+    let body: CheckBody = json_body(&req, payload).await?;
     note_target(&req, AdminTarget::Skill(body.audience.clone()));
     let proof = skills::check(&state, &op.caller, &body.audience, None).await?;
     if let Some(failure) = proof.failure {
@@ -280,8 +283,7 @@ async fn approve_agent(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
-    let body = json_object(&req, payload, MAX_JSON_BODY, ErrorKind::InvalidRequest).await?;
-    let body: ApproveBody = body_as(body)?;
+    let body: ApproveBody = json_body(&req, payload).await?;
     let client_id = ClientId::parse(&path).map_err(OAuthError::from)?;
     let out = agents::approve(
         &state,
@@ -335,8 +337,7 @@ async fn revoke_token(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
-    let body = json_object(&req, payload, MAX_JSON_BODY, ErrorKind::InvalidRequest).await?;
-    let body: RevokeTokenBody = body_as(body)?;
+    let body: RevokeTokenBody = json_body(&req, payload).await?;
     note_target(&req, AdminTarget::Token(body.jti.clone()));
     let out = token::revoke_jti(&state, &op.caller, &body.jti).await?;
     Ok(json_response(
