@@ -18,6 +18,14 @@ pub fn now() -> UnixTime {
         .unwrap_or(0)
 }
 
+/// Current time in milliseconds since the Unix epoch (for ids that sort by time).
+pub fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 /// Seconds on a monotonic clock, for rate limits and caches (never stored).
 pub fn monotonic() -> f64 {
     use std::sync::OnceLock;

@@ -52,6 +52,19 @@ pub fn random_id(prefix: &str) -> String {
     s
 }
 
+/// A unique id that sorts by creation time: `prefix`, the milliseconds since the epoch in
+/// 12 hex digits, then 96 random bits (base64url). Stored as a primary key, ids made one
+/// after another land next to each other in the index instead of on a random page each, so
+/// inserts stay cheap however many rows exist (bench/register_scale.sh). It reveals when it
+/// was made, which the registration response states anyway (`client_id_issued_at`).
+pub fn sortable_id(prefix: &str, now_millis: u64) -> String {
+    let mut s = String::with_capacity(prefix.len() + 12 + 16);
+    s.push_str(prefix);
+    s.push_str(&format!("{:012x}", now_millis & 0xffff_ffff_ffff));
+    URL_SAFE_NO_PAD.encode_string(random_bytes::<12>(), &mut s);
+    s
+}
+
 /// SHA-256 of `data`.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
@@ -213,6 +226,17 @@ impl Default for Argon2Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sortable_ids_sort_by_time_and_stay_unique() {
+        let a = sortable_id("agt_", 1_700_000_000_000);
+        let b = sortable_id("agt_", 1_700_000_000_001);
+        let c = sortable_id("agt_", 1_700_000_000_001);
+        assert!(a < b && a < c, "{a} {b}");
+        assert_ne!(b, c);
+        assert_eq!(a.len(), 4 + 12 + 16);
+        assert!(a.starts_with("agt_018bcfe5680"), "{a}");
+    }
 
     #[test]
     fn tokens_carry_their_prefix_and_256_bits() {

@@ -328,7 +328,7 @@ async fn register_inner(
     } = validate_metadata(state, &body).await?;
     let metadata_json = stored_metadata(&meta, statement.as_deref())?;
 
-    let client_id = crypto::random_id(CLIENT_ID_PREFIX);
+    let client_id = crypto::sortable_id(CLIENT_ID_PREFIX, clock::now_millis());
     let (client_secret, secret_hash) = if meta.uses_secret() {
         let (secret, hash) = client_secrets::issue(state);
         (Some(secret), Some(hash))
