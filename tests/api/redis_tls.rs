@@ -3,9 +3,10 @@
 //! is refused at start.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::helpers::https::openssl;
 use crate::replicas::{RedisServer, introspect, revoke, skill_token, two_replicas};
 
 /// A CA and a server certificate for 127.0.0.1 it signed, in a temporary directory.
@@ -101,17 +102,6 @@ impl Certificates {
             &self.path("ca.pem"),
         )
     }
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let ok = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl CLI is required for this test (apt-get install openssl)");
-    assert!(ok.success(), "openssl {args:?} failed");
 }
 
 #[test]

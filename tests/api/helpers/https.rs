@@ -22,10 +22,24 @@ impl Drop for HttpsFiles {
     }
 }
 
+/// Runs the `openssl` command line in `dir`, failing the test if it fails or is missing.
+pub fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let ok = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl CLI is required for this test (apt-get install openssl)");
+    assert!(ok.success(), "openssl {args:?} failed");
+}
+
+/// Starts a local HTTPS file server with a fresh self-signed certificate for `localhost`.
 pub fn https_files() -> HttpsFiles {
     let dir = tempfile::tempdir().unwrap();
-    let ok = Command::new("openssl")
-        .args([
+    openssl(
+        dir.path(),
+        &[
             "req",
             "-x509",
             "-newkey",
@@ -43,13 +57,8 @@ pub fn https_files() -> HttpsFiles {
             "key.pem",
             "-out",
             "cert.pem",
-        ])
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl CLI is required for this test (apt-get install openssl)");
-    assert!(ok.success());
+        ],
+    );
     let script = r#"
 import http.server, ssl, socketserver, sys, os
 os.chdir(sys.argv[1])
