@@ -16,6 +16,8 @@ pub const JWKS: &str = "/jwks.json";
 pub const REGISTRATION: &str = "/register";
 /// Client configuration endpoint (RFC 7592 §2), as a route pattern.
 pub const CLIENT_CONFIGURATION: &str = "/register/{client_id}";
+/// Authorization endpoint (RFC 6749 §3.1): `GET` asks, the consent form `POST`s back.
+pub const AUTHORIZE: &str = "/authorize";
 /// Token endpoint (RFC 6749 §3.2).
 pub const TOKEN: &str = "/token";
 /// Introspection endpoint (RFC 7662 §2).

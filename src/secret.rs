@@ -73,3 +73,14 @@ mod tests {
         assert_eq!(json, r#"{"token":"tok"}"#);
     }
 }
+
+/// Serialises an optional secret's value (for response bodies that carry one).
+pub fn serialize_exposed_option<S: serde::Serializer>(
+    secret: &Option<Secret>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(v) => s.serialize_str(v.expose()),
+        None => s.serialize_none(),
+    }
+}

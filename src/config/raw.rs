@@ -65,6 +65,9 @@ pub(super) struct RawTokens {
     pub(super) strict_assertion_audience: bool,
     pub(super) revocation_sync_secs: u64,
     pub(super) require_audience_proof: Option<bool>,
+    pub(super) code_ttl_secs: u64,
+    pub(super) refresh_idle_secs: u64,
+    pub(super) refresh_absolute_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -268,6 +271,9 @@ impl Default for RawConfig {
                 assertion_max_age_secs: 300,
                 strict_assertion_audience: false,
                 revocation_sync_secs: 1,
+                code_ttl_secs: 60,
+                refresh_idle_secs: 14 * 24 * 3600,
+                refresh_absolute_secs: 90 * 24 * 3600,
                 require_audience_proof: None,
             },
             admin: RawAdmin {

@@ -40,6 +40,12 @@ pub struct TokensConfig {
     /// RFC 9728 metadata (always in production; off by default in development, so that a
     /// first run works without publishing a document).
     pub require_audience_proof: bool,
+    /// Lifetime of an authorization code (RFC 6749 §4.1.2 recommends at most 10 minutes).
+    pub code_ttl_secs: i64,
+    /// A refresh token unused this long expires (each rotation starts the count again).
+    pub refresh_idle_secs: i64,
+    /// No refresh token of a grant outlives this, counted from the code exchange.
+    pub refresh_absolute_secs: i64,
 }
 
 /// Validates `[tokens]`. No token may outlive `max_token_lifetime_secs` (from `[keys]`):
@@ -93,7 +99,24 @@ pub(super) fn validate_tokens(
             }
         },
         require_audience_proof,
+        code_ttl_secs: match raw.code_ttl_secs {
+            s @ 1..=600 => s as i64,
+            _ => {
+                return Err(ConfigError::new(
+                    "tokens.code_ttl_secs",
+                    "must be between 1 and 600 (RFC 6749 §4.1.2: codes are short-lived)",
+                ));
+            }
+        },
+        refresh_idle_secs: positive("tokens.refresh_idle_secs", raw.refresh_idle_secs)?,
+        refresh_absolute_secs: positive("tokens.refresh_absolute_secs", raw.refresh_absolute_secs)?,
     };
+    if tokens.refresh_idle_secs > tokens.refresh_absolute_secs {
+        return Err(ConfigError::new(
+            "tokens.refresh_idle_secs",
+            "must not exceed tokens.refresh_absolute_secs",
+        ));
+    }
     for (setting, ttl) in [
         ("tokens.agent_ttl_secs", tokens.agent_ttl_secs),
         (

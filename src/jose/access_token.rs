@@ -62,6 +62,24 @@ pub struct AccessTokenClaims {
     pub patron_chain: Vec<String>,
 }
 
+impl AccessTokenClaims {
+    /// The agent the token belongs to: `client_id` for a token a person approved (RFC 9068:
+    /// `sub` is the person, who is also the `owner`), else `sub` (an agent token, or a
+    /// delegated one whose `client_id` is the delegate).
+    pub fn agent(&self) -> &str {
+        if self.sub == self.owner {
+            &self.client_id
+        } else {
+            &self.sub
+        }
+    }
+
+    /// Whether a person approved this token (the authorization code flow): `sub` is them.
+    pub fn for_person(&self) -> bool {
+        self.sub == self.owner
+    }
+}
+
 /// Why an access token could not be produced.
 #[derive(Debug, thiserror::Error)]
 pub enum AccessTokenError {

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use crate::endpoints::{self, INTROSPECTION, JWKS, REGISTRATION, REVOCATION, TOKEN};
+use crate::endpoints::{self, AUTHORIZE, INTROSPECTION, JWKS, REGISTRATION, REVOCATION, TOKEN};
 use crate::jose::jwks::VERIFY_ALGORITHMS;
 
 /// Client authentication methods the token, introspection and revocation endpoints accept.
@@ -14,6 +14,15 @@ const AUTH_METHODS: &[&str] = &[
     "private_key_jwt",
     "client_secret_basic",
     "client_secret_post",
+];
+
+/// At the token endpoint, public clients (`none`, RFC 7591 §2) too: they use the code flow
+/// with PKCE, and their refresh tokens are DPoP-bound when they use DPoP.
+const TOKEN_AUTH_METHODS: &[&str] = &[
+    "private_key_jwt",
+    "client_secret_basic",
+    "client_secret_post",
+    "none",
 ];
 
 /// Inputs of the metadata document.
@@ -37,16 +46,23 @@ pub fn metadata(input: &MetadataInput<'_>) -> Value {
     json!({
         "issuer": iss,
         "jwks_uri": endpoints::url(iss, JWKS),
+        "authorization_endpoint": endpoints::url(iss, AUTHORIZE),
         "registration_endpoint": endpoints::url(iss, REGISTRATION),
         "token_endpoint": endpoints::url(iss, TOKEN),
         "introspection_endpoint": endpoints::url(iss, INTROSPECTION),
         "revocation_endpoint": endpoints::url(iss, REVOCATION),
-        // REQUIRED by RFC 8414 §2. Empty, and honestly so: no response type works until the
-        // authorization endpoint exists, and `authorization_endpoint` is absent with it.
-        "response_types_supported": [],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": true,
         "scopes_supported": input.scopes,
-        "grant_types_supported": ["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"],
-        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "grant_types_supported": [
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:token-exchange"
+        ],
+        "token_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,
         "token_endpoint_auth_signing_alg_values_supported": VERIFY_ALGORITHMS,
         "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
@@ -87,10 +103,13 @@ mod tests {
         assert_eq!(m["token_endpoint"], "https://as.example/token");
         assert_eq!(m["introspection_endpoint"], "https://as.example/introspect");
         assert_eq!(m["revocation_endpoint"], "https://as.example/revoke");
-        assert_eq!(m["response_types_supported"], json!([]));
+        assert_eq!(m["authorization_endpoint"], "https://as.example/authorize");
+        assert_eq!(m["response_types_supported"], json!(["code"]));
+        assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));
+        assert_eq!(m["authorization_response_iss_parameter_supported"], true);
         assert_eq!(m["scopes_supported"], json!(["files:read", "mail:send"]));
         assert!(
-            m.get("authorization_endpoint").is_none(),
+            m.get("client_id_metadata_document_supported").is_none(),
             "not implemented yet, so not advertised"
         );
     }

@@ -2,7 +2,7 @@
 //! safe to show the caller, and a private reason code for the audit log.
 //!
 //! Codes: RFC 6749 §5.2, RFC 6750 §3.1 (`invalid_token`), RFC 7591 §3.2.2, RFC 8693 §2.2.2
-//! (`invalid_target` comes from RFC 8707), RFC 9449 §7.1.
+//! (`invalid_target` comes from RFC 8707), RFC 6749 §4.1.2.1 (`access_denied`), RFC 9449 §7.1.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -24,6 +24,11 @@ pub enum ErrorKind {
     InvalidScope,
     /// Resource or audience not allowed (RFC 8707 §2).
     InvalidTarget,
+    /// The person (or the server on their behalf) denied an authorization request
+    /// (RFC 6749 §4.1.2.1) (403).
+    AccessDenied,
+    /// The authorization endpoint does not offer this `response_type` (RFC 6749 §4.1.2.1).
+    UnsupportedResponseType,
     /// Bearer credential missing or invalid (RFC 6750; RFC 7592 registration token) (401).
     InvalidToken,
     /// A client metadata value is invalid (RFC 7591 §3.2.2).
@@ -71,6 +76,8 @@ impl ErrorKind {
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope => "invalid_scope",
             Self::InvalidTarget => "invalid_target",
+            Self::AccessDenied => "access_denied",
+            Self::UnsupportedResponseType => "unsupported_response_type",
             Self::InvalidToken => "invalid_token",
             Self::InvalidClientMetadata => "invalid_client_metadata",
             Self::InvalidRedirectUri => "invalid_redirect_uri",
@@ -89,6 +96,7 @@ impl ErrorKind {
     pub fn status(self) -> u16 {
         match self {
             Self::InvalidClient | Self::InvalidToken => 401,
+            Self::AccessDenied => 403,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::TooManyRequests => 429,

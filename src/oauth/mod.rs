@@ -1,5 +1,6 @@
 //! OAuth protocol types and validation. Pure code: no web framework, no database.
 
+pub mod authorization;
 pub mod client_metadata;
 pub mod discovery;
 pub mod error;
@@ -11,3 +12,4 @@ pub mod redirect_uri;
 pub mod resource_metadata;
 pub mod scope;
 pub mod token_request;
+pub mod oxide;

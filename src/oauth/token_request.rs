@@ -1,4 +1,4 @@
-//! Token endpoint requests (RFC 6749 §4.4, RFC 8693 §2.1, RFC 8707 §2): a lenient raw form
+//! Token endpoint requests (RFC 6749 §4.1.3, §4.4 and §6, RFC 8693 §2.1, RFC 8707 §2): a lenient raw form
 //! is parsed into one typed request per grant, so each defect maps to the right error.
 //! Introspection and revocation requests (RFC 7662 §2.1, RFC 7009 §2.1) are parsed here too.
 
@@ -37,6 +37,28 @@ pub enum TokenRequest {
         /// Target skill (RFC 8707), or none for an agent token.
         resource: Option<String>,
         /// Requested scopes.
+        scope: Option<String>,
+    },
+    /// `authorization_code` (RFC 6749 §4.1.3, PKCE RFC 7636 §4.5).
+    AuthorizationCode {
+        /// The code.
+        code: Secret,
+        /// The `redirect_uri` of the authorization request, if it named one.
+        redirect_uri: Option<String>,
+        /// The PKCE verifier.
+        code_verifier: Option<String>,
+        /// The one skill the token is for (RFC 8707), when the code covers several.
+        resource: Option<String>,
+        /// Requested scopes (a subset of the code's).
+        scope: Option<String>,
+    },
+    /// `refresh_token` (RFC 6749 §6).
+    RefreshToken {
+        /// The refresh token.
+        refresh_token: Secret,
+        /// The one skill the token is for (RFC 8707), when the grant covers several.
+        resource: Option<String>,
+        /// Requested scopes (a subset of the grant's).
         scope: Option<String>,
     },
     /// RFC 8693 token exchange.
@@ -130,6 +152,26 @@ pub fn parse(pairs: &[(String, String)]) -> Result<(TokenRequest, BodyCredential
         get("grant_type").ok_or_else(|| invalid("grant_type is missing", "grant_type_missing"))?;
     let request = match grant.as_str() {
         "client_credentials" => TokenRequest::ClientCredentials {
+            resource: target,
+            scope,
+        },
+        "authorization_code" => TokenRequest::AuthorizationCode {
+            code: Secret::from(
+                get("code")
+                    .filter(|c| !c.is_empty())
+                    .ok_or_else(|| invalid("code is missing", "code_missing"))?,
+            ),
+            redirect_uri: get("redirect_uri"),
+            code_verifier: get("code_verifier"),
+            resource: target,
+            scope,
+        },
+        "refresh_token" => TokenRequest::RefreshToken {
+            refresh_token: Secret::from(
+                get("refresh_token")
+                    .filter(|c| !c.is_empty())
+                    .ok_or_else(|| invalid("refresh_token is missing", "refresh_token_missing"))?,
+            ),
             resource: target,
             scope,
         },

@@ -14,6 +14,7 @@
 //! - the rest: caches, replicas and keys the above share.
 
 pub mod agents;
+pub mod authorization;
 pub mod client_secrets;
 pub mod directory;
 pub mod discovery;

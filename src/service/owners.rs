@@ -11,7 +11,7 @@ use crate::service::peers::{self, Notice};
 use crate::service::{Caller, store_failure};
 use crate::state::AppState;
 use crate::store::models::clients::{self, ClientRow};
-use crate::store::models::owners;
+use crate::store::models::{owners, refresh_tokens};
 
 /// The owner's e-mail address, for notifications.
 pub async fn email(state: &AppState, owner_id: &str) -> Option<String> {
@@ -63,7 +63,7 @@ pub async fn notify_owner_of(
 }
 
 /// The owner's kill switch: every token of every agent they own, issued up to now, stops
-/// working. The owner is told by e-mail.
+/// working, and so does every refresh token of the apps they authorized. The owner is told by e-mail.
 pub async fn revoke_all(
     state: &AppState,
     caller: &Caller,
@@ -75,9 +75,15 @@ pub async fn revoke_all(
         OwnerId::parse(owner)?;
         let found = state
             .store
-            .write(move |c| owners::revoke_all(c, &own, now))
+            .write(move |c| {
+                let found = owners::revoke_all(c, &own, now)?;
+                let families = refresh_tokens::revoke_for_owner(c, &own, "owner_revoked_all", now)?;
+                Ok::<_, crate::store::StoreError>((found, families))
+            })
             .await
             .map_err(store_failure)?;
+        let (found, families) = found;
+        crate::service::token::announce_revoked(state, families).await;
         if !found {
             return Err(OAuthError::new(
                 ErrorKind::NotFound,

@@ -146,7 +146,7 @@ pub fn safe_return_to(requested: Option<&str>) -> String {
                 && !p.starts_with("//")
                 && !p.contains('\\')
                 && !p.chars().any(char::is_control)
-                && p.len() <= 500 =>
+                && p.len() <= 4000 =>
         {
             p.to_owned()
         }

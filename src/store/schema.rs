@@ -129,10 +129,69 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    consents (owner_id, client_id) {
+        owner_id -> Text,
+        client_id -> Text,
+        grants -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    authorization_codes (code_hash) {
+        code_hash -> Text,
+        client_id -> Text,
+        owner_id -> Text,
+        redirect_uri -> Nullable<Text>,
+        code_challenge -> Text,
+        grants -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+        family_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    refresh_families (family_id) {
+        family_id -> Text,
+        client_id -> Text,
+        owner_id -> Text,
+        grants -> Text,
+        dpop_jkt -> Nullable<Text>,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+        revoked_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (token_hash) {
+        token_hash -> Text,
+        family_id -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    family_tokens (jti) {
+        jti -> Text,
+        family_id -> Text,
+        expires_at -> BigInt,
+    }
+}
+
 diesel::joinable!(clients -> owners (owner_id));
 diesel::joinable!(sessions -> owners (owner_id));
 diesel::joinable!(grants -> clients (client_id));
 diesel::joinable!(enrollment_tokens -> owners (owner_id));
+diesel::joinable!(refresh_tokens -> refresh_families (family_id));
+diesel::joinable!(family_tokens -> refresh_families (family_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     owners,
@@ -140,6 +199,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     skills,
     grants,
     enrollment_tokens,
+    consents,
+    authorization_codes,
+    refresh_families,
+    refresh_tokens,
+    family_tokens,
     signing_keys,
     revoked_tokens,
     audit_events,

@@ -12,7 +12,7 @@ use crate::http::console::page::{
 };
 use crate::http::console::skills::{SkillLine, skill_path};
 use crate::http::home::Chrome;
-use crate::service::{agents, skill_policy, skills};
+use crate::service::{agents, authorization, skill_policy, skills};
 use crate::state::AppState;
 
 struct AgentLine {
@@ -46,6 +46,15 @@ struct DashboardPage {
     skills: Vec<SkillLine>,
     operated: Vec<OperatedLine>,
     proofs: Vec<ProofLine>,
+    consents: Vec<ConsentLine>,
+}
+
+/// An app the owner authorized, as the dashboard lists it.
+struct ConsentLine {
+    client_id: String,
+    name: String,
+    grants: String,
+    updated: String,
 }
 
 pub(super) async fn dashboard(
@@ -102,6 +111,23 @@ pub(super) async fn dashboard(
             client_id: row.client_id,
         })
         .collect();
+    let consents = authorization::consents_of(&state, owner.session.owner_id.as_str())
+        .await
+        .map_err(owner.fail())?
+        .into_iter()
+        .map(|c| ConsentLine {
+            name: c.client_name.unwrap_or_else(|| "unnamed app".into()),
+            grants: c
+                .grants
+                .pairs()
+                .into_iter()
+                .map(|(aud, scopes)| format!("{aud} ({scopes})"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            updated: fmt_time(c.updated_at),
+            client_id: c.client_id,
+        })
+        .collect();
     Ok(html(
         StatusCode::OK,
         &DashboardPage {
@@ -110,6 +136,7 @@ pub(super) async fn dashboard(
             skills,
             operated,
             proofs,
+            consents,
         },
     ))
 }

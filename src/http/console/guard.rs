@@ -54,6 +54,8 @@ pub struct Visitor {
     pub chrome: Chrome,
     /// The caller.
     pub caller: Caller,
+    /// The session, when someone is logged in.
+    pub session: Option<Session>,
 }
 
 impl FromRequest for Visitor {
@@ -69,6 +71,7 @@ impl FromRequest for Visitor {
             Ok(Self {
                 chrome: chrome_for(&state, session.as_ref()),
                 caller: caller(&req, &state),
+                session,
             })
         })
     }
@@ -91,7 +94,8 @@ impl Owner {
     }
 }
 
-fn login_redirect(req: &HttpRequest) -> ConsoleError {
+/// A redirect to the login page that comes back to this request afterwards.
+pub fn login_redirect(req: &HttpRequest) -> ConsoleError {
     let here = req
         .uri()
         .path_and_query()
@@ -133,6 +137,15 @@ impl Form {
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of field `name`, in order.
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     /// Grants chosen in a form: checked `grant` boxes (at most 100) with their

@@ -5,6 +5,7 @@
 //!
 //! - [`login`]: login page, development login, upstream login, logout;
 //! - [`claim`]: claiming a pending agent by user code;
+//! - [`consent`]: the authorization endpoint's login and consent, and revoking consents;
 //! - [`agents`]: the dashboard and one agent's page and actions;
 //! - [`skills`]: adding skills, checking their audience proofs;
 //! - [`settings`]: enrollment tokens and the kill switch;
@@ -13,6 +14,7 @@
 mod admin;
 mod agents;
 mod claim;
+mod consent;
 pub mod guard;
 mod login;
 pub mod page;
@@ -62,6 +64,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(settings::kill_switch),
         )
         .route("/console/admin", web::get().to(admin::admin_overview))
+        .route(endpoints::AUTHORIZE, web::get().to(consent::authorize_page))
+        .route(endpoints::AUTHORIZE, web::post().to(consent::consent_action))
+        .route(
+            "/console/consents/revoke",
+            web::post().to(consent::revoke_consent),
+        )
         .route(endpoints::CLAIM, web::get().to(claim::claim_page))
         .route(endpoints::CLAIM, web::post().to(claim::claim_action));
 }

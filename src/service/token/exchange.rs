@@ -132,13 +132,13 @@ pub async fn validate_issued(
     }
     let agent = state
         .directory
-        .client(&state.store, &claims.sub)
+        .client(&state.store, claims.agent())
         .await
         .map_err(store_failure)?;
     let agent = holder_in_good_standing(agent, claims.iat, Holder::Agent)?;
     // A delegate (the skill client that exchanged it, recorded in `act`) holds the token
     // too: suspending, deleting or revoking the delegate ends it as well.
-    if claims.client_id != claims.sub {
+    if claims.client_id != claims.agent() {
         let delegate = state
             .directory
             .client(&state.store, &claims.client_id)
@@ -164,7 +164,7 @@ pub(super) async fn grant(
 
     // Who may exchange: the agent itself, or the skill the subject token was issued to
     // (delegation, recorded in `act`).
-    let act = if requester.client_id == subject.sub {
+    let act = if requester.client_id == subject.agent() {
         if let (Some(cnf), Some(presented)) = (&subject.cnf, &jkt) {
             if cnf.jkt != *presented {
                 return Err(err(
@@ -182,6 +182,15 @@ pub(super) async fn grant(
         }
         subject.act.clone()
     } else {
+        if subject.for_person() {
+            // The delegate would become the token's client and hide the agent a person
+            // approved; only the agent itself exchanges such tokens.
+            return Err(err(
+                ErrorKind::InvalidGrant,
+                "a token a person approved can be exchanged by its agent only",
+                "exchange_not_holder",
+            ));
+        }
         let subject_skill = state
             .directory
             .skill(&state.store, &subject.aud)

@@ -5,6 +5,8 @@
 //! - `client_auth`: client authentication at the token, introspection and revocation
 //!   endpoints (RFC 6749 §2.3, RFC 7523 `private_key_jwt`);
 //! - `dpop`: DPoP proofs and server nonces (RFC 9449);
+//! - `authorization_code`: the `authorization_code` and `refresh_token` grants (tokens a
+//!   person approved at the authorization endpoint);
 //! - `client_credentials`: the `client_credentials` grant (RFC 6749 §4.4 with RFC 8707
 //!   resources);
 //! - `exchange`: token exchange (RFC 8693) and the validation of tokens Patron issued;
@@ -17,6 +19,7 @@
 //!
 //! [`Directory`]: crate::service::directory::Directory
 
+mod authorization_code;
 mod client_auth;
 mod client_credentials;
 mod dpop;
@@ -47,7 +50,7 @@ pub use client_auth::{
 pub use dpop::DpopNonces;
 pub use exchange::validate_issued;
 pub use introspection::introspect;
-pub use revocation::{JtiRevocation, revoke, revoke_jti, sync_revocations};
+pub use revocation::{JtiRevocation, announce_revoked, revoke, revoke_jti, sync_revocations};
 
 /// What the HTTP layer hands over besides the form.
 #[derive(Debug, Default)]
@@ -77,6 +80,12 @@ pub struct TokenResponse {
     /// For token exchange.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issued_token_type: Option<&'static str>,
+    /// For the code and refresh grants, when the client registered `refresh_token`.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::secret::serialize_exposed_option"
+    )]
+    pub refresh_token: Option<Secret>,
 }
 
 /// What an issuance audit event records.
@@ -171,7 +180,48 @@ async fn token_inner(
             }
             exchange::grant(state, &client, &subject_token, &target, scope, jkt, now).await
         }
+        TokenRequest::AuthorizationCode {
+            code,
+            redirect_uri,
+            code_verifier,
+            resource,
+            scope,
+        } => {
+            registered_for(&client, GrantType::AuthorizationCode)?;
+            let wanted = authorization_code::Wanted { resource, scope, jkt };
+            authorization_code::exchange_code(
+                state,
+                &client,
+                &owner,
+                &code,
+                redirect_uri,
+                code_verifier,
+                wanted,
+                now,
+            )
+            .await
+        }
+        TokenRequest::RefreshToken {
+            refresh_token,
+            resource,
+            scope,
+        } => {
+            registered_for(&client, GrantType::RefreshToken)?;
+            let wanted = authorization_code::Wanted { resource, scope, jkt };
+            authorization_code::refresh(state, &client, &owner, &refresh_token, wanted, now).await
+        }
     }
+}
+
+fn registered_for(client: &ClientRecord, grant: GrantType) -> Result<(), OAuthError> {
+    if client.metadata.has_grant(grant) {
+        return Ok(());
+    }
+    Err(err(
+        ErrorKind::UnauthorizedClient,
+        format!("this client is not registered for {}", grant.as_str()),
+        "grant_not_registered",
+    ))
 }
 
 fn err(kind: ErrorKind, description: impl Into<String>, reason: &'static str) -> OAuthError {
@@ -303,6 +353,7 @@ fn issue(
         expires_in: claims.exp - claims.iat,
         scope: claims.scope.clone(),
         issued_token_type: exchange.then_some(ACCESS_TOKEN_TYPE),
+        refresh_token: None,
     };
     Ok(Issued { claims, response })
 }
@@ -311,7 +362,7 @@ fn issue(
 /// such as `HTTPS://A.EXAMPLE` for `https://a.example/`: RFC 3986 §6.2.2 equivalence),
 /// or `invalid_target` (RFC 8707 §2): unknown, or an owner's skill whose audience is not
 /// proven yet. From the cache: no database read.
-async fn known_skill(
+pub(crate) async fn known_skill(
     state: &AppState,
     audience: &str,
 ) -> Result<Arc<crate::store::models::skills::SkillRow>, OAuthError> {

@@ -11,7 +11,7 @@ use crate::service::Caller;
 use crate::service::peers::{self, Notice};
 use crate::service::store_failure;
 use crate::state::AppState;
-use crate::store::models::revoked_tokens;
+use crate::store::models::{refresh_tokens, revoked_tokens};
 
 /// `POST /revoke` (RFC 7009 §2). A client may revoke tokens issued to it or for it; the
 /// answer is 200 whether or not the token was valid (§2.2). Tokens exchanged from a revoked
@@ -50,6 +50,9 @@ pub async fn revoke(
         {
             Ok(c) => c,
             Err(r) => {
+                if !token.expose().contains('.') {
+                    return revoke_refresh(state, ev, &auth.client.client_id, &token, now).await;
+                }
                 state
                     .audit
                     .record(ev.reason(r.as_str()).detail("nothing to revoke"));
@@ -82,6 +85,53 @@ pub async fn revoke(
             .owner(Some(&claims.owner)),
     );
     Ok(())
+}
+
+/// Revokes the family of a refresh token (RFC 7009 §2.1: revoking a refresh token may
+/// revoke the access tokens of the same grant, and here it does), if it is `client_id`'s.
+async fn revoke_refresh(
+    state: &AppState,
+    ev: AuditEvent,
+    client_id: &str,
+    token: &crate::secret::Secret,
+    now: UnixTime,
+) -> Result<(), OAuthError> {
+    let hash = crate::crypto::sha256_hex(token.expose().as_bytes());
+    let cid = client_id.to_owned();
+    let revoked = state
+        .store
+        .write(move |c| {
+            match refresh_tokens::find_token(c, &hash)? {
+                Some((_, family)) if family.client_id == cid => {
+                    refresh_tokens::revoke_family(c, &family.family_id, "refresh_revoked_by_client", now)
+                        .map(Some)
+                }
+                _ => Ok(None),
+            }
+        })
+        .await
+        .map_err(store_failure)?;
+    match revoked {
+        Some(jtis) => {
+            state.audit.record(ev.detail(format!(
+                "refresh token family, with {} live access tokens",
+                jtis.len()
+            )));
+            announce_revoked(state, jtis).await;
+        }
+        None => state
+            .audit
+            .record(ev.reason("refresh_unknown").detail("nothing to revoke")),
+    }
+    Ok(())
+}
+
+/// Tells every replica (this one included) about access tokens whose revocation is already
+/// recorded in the database, such as those of a revoked refresh family.
+pub async fn announce_revoked(state: &AppState, revoked: Vec<(String, UnixTime)>) {
+    for (jti, exp) in revoked {
+        peers::announce(state, Notice::Revoked { jti, exp }).await;
+    }
 }
 
 /// What an operator's revocation by `jti` recorded.

@@ -1,0 +1,5 @@
+DROP TABLE family_tokens;
+DROP TABLE refresh_tokens;
+DROP TABLE refresh_families;
+DROP TABLE authorization_codes;
+DROP TABLE consents;

@@ -1,0 +1,63 @@
+-- The authorization code flow (RFC 6749 §4.1 with PKCE, RFC 7636) and refresh tokens.
+--
+-- consents: what one person allowed one client (audience -> scopes, as JSON), reused by
+-- later authorization requests that ask for no more.
+CREATE TABLE consents (
+    owner_id TEXT NOT NULL REFERENCES owners (id) ON DELETE CASCADE,
+    client_id TEXT NOT NULL REFERENCES clients (client_id) ON DELETE CASCADE,
+    grants TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (owner_id, client_id)
+);
+CREATE INDEX consents_client_idx ON consents (client_id);
+
+-- Authorization codes, by the SHA-256 of the code. Single use: `used_at` is set by the one
+-- exchange that wins; `family_id` names the refresh family that exchange started, so that
+-- a replayed code revokes what it issued.
+CREATE TABLE authorization_codes (
+    code_hash TEXT PRIMARY KEY,
+    client_id TEXT NOT NULL REFERENCES clients (client_id) ON DELETE CASCADE,
+    owner_id TEXT NOT NULL,
+    redirect_uri TEXT,
+    code_challenge TEXT NOT NULL,
+    grants TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at BIGINT,
+    family_id TEXT
+);
+CREATE INDEX authorization_codes_expires_idx ON authorization_codes (expires_at);
+
+-- One family per code exchange: every refresh token rotated from it, and the access tokens
+-- issued in it (family_tokens), end together when it is revoked.
+CREATE TABLE refresh_families (
+    family_id TEXT PRIMARY KEY,
+    client_id TEXT NOT NULL REFERENCES clients (client_id) ON DELETE CASCADE,
+    owner_id TEXT NOT NULL,
+    grants TEXT NOT NULL,
+    dpop_jkt TEXT,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    revoked_at BIGINT,
+    revoked_reason TEXT
+);
+CREATE INDEX refresh_families_owner_client_idx ON refresh_families (owner_id, client_id);
+
+-- Refresh tokens, by the SHA-256 of the token. `used_at` is set when it is rotated; a
+-- second use revokes the family.
+CREATE TABLE refresh_tokens (
+    token_hash TEXT PRIMARY KEY,
+    family_id TEXT NOT NULL REFERENCES refresh_families (family_id) ON DELETE CASCADE,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at BIGINT
+);
+CREATE INDEX refresh_tokens_family_idx ON refresh_tokens (family_id);
+
+CREATE TABLE family_tokens (
+    jti TEXT PRIMARY KEY,
+    family_id TEXT NOT NULL REFERENCES refresh_families (family_id) ON DELETE CASCADE,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX family_tokens_family_idx ON family_tokens (family_id);

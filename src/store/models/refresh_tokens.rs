@@ -1,0 +1,226 @@
+//! Refresh tokens (RFC 6749 §6) and their families: one family per code exchange, holding
+//! every refresh token rotated from it and the `jti`s of the access tokens issued in it, so
+//! that revoking the family (a replayed refresh token or code, a revoked consent, the
+//! owner's kill switch) ends all of them.
+
+use diesel::prelude::*;
+
+use crate::clock::UnixTime;
+use crate::store::models::revoked_tokens;
+use crate::store::schema::{family_tokens, refresh_families, refresh_tokens};
+use crate::store::{DbConnection, StoreError};
+
+/// A stored family.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, PartialEq, Eq)]
+#[diesel(table_name = refresh_families)]
+pub struct FamilyRow {
+    /// Identifier.
+    pub family_id: String,
+    /// The client.
+    pub client_id: String,
+    /// The person who consented.
+    pub owner_id: String,
+    /// JSON object: audience → space-separated scopes the code granted.
+    pub grants: String,
+    /// For public clients that used DPoP: the key every refresh must prove (RFC 9449 §5).
+    pub dpop_jkt: Option<String>,
+    /// Started.
+    pub created_at: UnixTime,
+    /// Absolute end: no refresh after this, however recently used.
+    pub expires_at: UnixTime,
+    /// When revoked.
+    pub revoked_at: Option<UnixTime>,
+    /// Why revoked.
+    pub revoked_reason: Option<String>,
+}
+
+/// A stored refresh token.
+#[derive(Debug, Clone, Queryable, Selectable, PartialEq, Eq)]
+#[diesel(table_name = refresh_tokens)]
+pub struct RefreshRow {
+    /// SHA-256 of the token, hex.
+    pub token_hash: String,
+    /// Its family.
+    pub family_id: String,
+    /// Issued.
+    pub created_at: UnixTime,
+    /// Idle end: unusable after this.
+    pub expires_at: UnixTime,
+    /// When rotated (used).
+    pub used_at: Option<UnixTime>,
+}
+
+/// Starts a family.
+pub fn insert_family(conn: &mut DbConnection, row: &FamilyRow) -> Result<(), StoreError> {
+    diesel::insert_into(refresh_families::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+        .map_err(StoreError::from_diesel)
+}
+
+/// Stores a new refresh token of `family_id`.
+pub fn insert_token(
+    conn: &mut DbConnection,
+    token_hash: &str,
+    family_id: &str,
+    now: UnixTime,
+    expires_at: UnixTime,
+) -> Result<(), StoreError> {
+    diesel::insert_into(refresh_tokens::table)
+        .values((
+            refresh_tokens::token_hash.eq(token_hash),
+            refresh_tokens::family_id.eq(family_id),
+            refresh_tokens::created_at.eq(now),
+            refresh_tokens::expires_at.eq(expires_at),
+        ))
+        .execute(conn)
+        .map(|_| ())
+        .map_err(StoreError::from_diesel)
+}
+
+/// Records an access token issued in `family_id`.
+pub fn insert_issued(
+    conn: &mut DbConnection,
+    jti: &str,
+    family_id: &str,
+    expires_at: UnixTime,
+) -> Result<(), StoreError> {
+    diesel::insert_into(family_tokens::table)
+        .values((
+            family_tokens::jti.eq(jti),
+            family_tokens::family_id.eq(family_id),
+            family_tokens::expires_at.eq(expires_at),
+        ))
+        .execute(conn)
+        .map(|_| ())
+        .map_err(StoreError::from_diesel)
+}
+
+/// A refresh token and its family.
+pub fn find_token(
+    conn: &mut DbConnection,
+    token_hash: &str,
+) -> Result<Option<(RefreshRow, FamilyRow)>, StoreError> {
+    refresh_tokens::table
+        .inner_join(refresh_families::table)
+        .filter(refresh_tokens::token_hash.eq(token_hash))
+        .select((RefreshRow::as_select(), FamilyRow::as_select()))
+        .first(conn)
+        .optional()
+        .map_err(StoreError::from_diesel)
+}
+
+/// Marks a refresh token used; `false` if it already was (of two concurrent refreshes
+/// exactly one wins).
+pub fn mark_used(
+    conn: &mut DbConnection,
+    token_hash: &str,
+    now: UnixTime,
+) -> Result<bool, StoreError> {
+    diesel::update(
+        refresh_tokens::table
+            .find(token_hash)
+            .filter(refresh_tokens::used_at.is_null()),
+    )
+    .set(refresh_tokens::used_at.eq(now))
+    .execute(conn)
+    .map(|n| n == 1)
+    .map_err(StoreError::from_diesel)
+}
+
+/// The live access tokens of a revoked family: `(jti, exp)` of those not yet expired.
+fn live_issued(
+    conn: &mut DbConnection,
+    family_ids: &[String],
+    now: UnixTime,
+) -> Result<Vec<(String, UnixTime)>, StoreError> {
+    family_tokens::table
+        .filter(family_tokens::family_id.eq_any(family_ids))
+        .filter(family_tokens::expires_at.gt(now))
+        .select((family_tokens::jti, family_tokens::expires_at))
+        .load(conn)
+        .map_err(StoreError::from_diesel)
+}
+
+/// Revokes the families `ids` and records the revocation of the live access tokens issued
+/// in them; returns those `(jti, exp)`, for the caller to tell the other replicas.
+fn revoke_where(
+    conn: &mut DbConnection,
+    ids: Vec<String>,
+    reason: &str,
+    now: UnixTime,
+) -> Result<Vec<(String, UnixTime)>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    diesel::update(refresh_families::table.filter(refresh_families::family_id.eq_any(&ids)))
+        .set((
+            refresh_families::revoked_at.eq(now),
+            refresh_families::revoked_reason.eq(reason),
+        ))
+        .execute(conn)
+        .map_err(StoreError::from_diesel)?;
+    let live = live_issued(conn, &ids, now)?;
+    for (jti, exp) in &live {
+        revoked_tokens::insert(conn, jti, None, *exp, now)?;
+    }
+    Ok(live)
+}
+
+/// Revokes one family (if not revoked yet).
+pub fn revoke_family(
+    conn: &mut DbConnection,
+    family_id: &str,
+    reason: &str,
+    now: UnixTime,
+) -> Result<Vec<(String, UnixTime)>, StoreError> {
+    let ids = refresh_families::table
+        .filter(refresh_families::family_id.eq(family_id))
+        .filter(refresh_families::revoked_at.is_null())
+        .select(refresh_families::family_id)
+        .load(conn)
+        .map_err(StoreError::from_diesel)?;
+    revoke_where(conn, ids, reason, now)
+}
+
+/// Revokes every live family of one person for one client (a revoked consent).
+pub fn revoke_for_consent(
+    conn: &mut DbConnection,
+    owner_id: &str,
+    client_id: &str,
+    reason: &str,
+    now: UnixTime,
+) -> Result<Vec<(String, UnixTime)>, StoreError> {
+    let ids = refresh_families::table
+        .filter(refresh_families::owner_id.eq(owner_id))
+        .filter(refresh_families::client_id.eq(client_id))
+        .filter(refresh_families::revoked_at.is_null())
+        .select(refresh_families::family_id)
+        .load(conn)
+        .map_err(StoreError::from_diesel)?;
+    revoke_where(conn, ids, reason, now)
+}
+
+/// Revokes every live family of one person (the kill switch).
+pub fn revoke_for_owner(
+    conn: &mut DbConnection,
+    owner_id: &str,
+    reason: &str,
+    now: UnixTime,
+) -> Result<Vec<(String, UnixTime)>, StoreError> {
+    let ids = refresh_families::table
+        .filter(refresh_families::owner_id.eq(owner_id))
+        .filter(refresh_families::revoked_at.is_null())
+        .select(refresh_families::family_id)
+        .load(conn)
+        .map_err(StoreError::from_diesel)?;
+    revoke_where(conn, ids, reason, now)
+}
+
+/// Deletes families past their absolute end (their tokens and records go with them).
+pub fn purge_expired(conn: &mut DbConnection, before: UnixTime) -> Result<usize, StoreError> {
+    diesel::delete(refresh_families::table.filter(refresh_families::expires_at.lt(before)))
+        .execute(conn)
+        .map_err(StoreError::from_diesel)
+}
