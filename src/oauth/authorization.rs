@@ -47,7 +47,9 @@ impl AuthorizedGrants {
         let mut map: BTreeMap<String, String> = BTreeMap::new();
         for (aud, scopes) in pairs {
             let merged = match map.get(&aud) {
-                Some(prior) => normalised(scope::parse(prior).into_iter().chain(scope::parse(&scopes))),
+                Some(prior) => {
+                    normalised(scope::parse(prior).into_iter().chain(scope::parse(&scopes)))
+                }
                 None => normalised(scope::parse(&scopes)),
             };
             if !merged.is_empty() {
@@ -122,7 +124,10 @@ impl AuthorizedGrants {
 
 /// Checks the PKCE parameters of an authorization request (RFC 7636 §4.3) and returns the
 /// challenge. Only `S256` is accepted; a missing method means `plain` (§4.3) and is refused.
-pub fn check_challenge(challenge: Option<&str>, method: Option<&str>) -> Result<String, OAuthError> {
+pub fn check_challenge(
+    challenge: Option<&str>,
+    method: Option<&str>,
+) -> Result<String, OAuthError> {
     let Some(challenge) = challenge.filter(|c| !c.is_empty()) else {
         return Err(refuse(
             ErrorKind::InvalidRequest,
@@ -242,7 +247,10 @@ pub fn requested_grants(
     };
     let wanted = requested.tokens();
     for w in &wanted {
-        if !skills.iter().any(|(_, offered)| scope::parse(offered).contains(w)) {
+        if !skills
+            .iter()
+            .any(|(_, offered)| scope::parse(offered).contains(w))
+        {
             return Err(refuse(
                 ErrorKind::InvalidScope,
                 format!("scope {w} is not offered by the requested resources"),
@@ -253,7 +261,11 @@ pub fn requested_grants(
     let mut pairs = Vec::new();
     for (aud, offered) in skills {
         let offered = scope::parse(offered);
-        let mine: Vec<&str> = wanted.iter().copied().filter(|w| offered.contains(w)).collect();
+        let mine: Vec<&str> = wanted
+            .iter()
+            .copied()
+            .filter(|w| offered.contains(w))
+            .collect();
         if mine.is_empty() {
             return Err(refuse(
                 ErrorKind::InvalidScope,
@@ -352,14 +364,24 @@ mod tests {
 
     #[test]
     fn pkce_accepts_only_well_formed_s256() {
-        let challenge = URL_SAFE_NO_PAD.encode(sha256(b"a-verifier-that-is-long-enough-to-be-valid-1234"));
-        assert_eq!(check_challenge(Some(&challenge), Some("S256")).unwrap(), challenge);
+        let challenge =
+            URL_SAFE_NO_PAD.encode(sha256(b"a-verifier-that-is-long-enough-to-be-valid-1234"));
+        assert_eq!(
+            check_challenge(Some(&challenge), Some("S256")).unwrap(),
+            challenge
+        );
         let reason = |c: Option<&str>, m: Option<&str>| check_challenge(c, m).unwrap_err().reason();
         assert_eq!(reason(None, Some("S256")), "pkce_missing");
         assert_eq!(reason(Some(&challenge), None), "pkce_plain");
         assert_eq!(reason(Some(&challenge), Some("plain")), "pkce_plain");
-        assert_eq!(reason(Some(&challenge), Some("S512")), "pkce_method_unsupported");
-        assert_eq!(reason(Some("short"), Some("S256")), "pkce_challenge_malformed");
+        assert_eq!(
+            reason(Some(&challenge), Some("S512")),
+            "pkce_method_unsupported"
+        );
+        assert_eq!(
+            reason(Some("short"), Some("S256")),
+            "pkce_challenge_malformed"
+        );
     }
 
     #[test]
@@ -368,14 +390,26 @@ mod tests {
         let challenge = URL_SAFE_NO_PAD.encode(sha256(verifier.as_bytes()));
         assert!(verify_pkce(Some(verifier), &challenge).is_ok());
         let wrong = "b-verifier-that-is-long-enough-to-be-valid-1234";
-        assert_eq!(verify_pkce(Some(wrong), &challenge).unwrap_err().reason(), "pkce_mismatch");
-        assert_eq!(verify_pkce(Some("short"), &challenge).unwrap_err().reason(), "pkce_mismatch");
-        assert_eq!(verify_pkce(None, &challenge).unwrap_err().reason(), "pkce_verifier_missing");
+        assert_eq!(
+            verify_pkce(Some(wrong), &challenge).unwrap_err().reason(),
+            "pkce_mismatch"
+        );
+        assert_eq!(
+            verify_pkce(Some("short"), &challenge).unwrap_err().reason(),
+            "pkce_mismatch"
+        );
+        assert_eq!(
+            verify_pkce(None, &challenge).unwrap_err().reason(),
+            "pkce_verifier_missing"
+        );
     }
 
     #[test]
     fn resources_are_required_absolute_and_deduplicated() {
-        assert_eq!(parse_resources(&[]).unwrap_err().reason(), "resource_missing");
+        assert_eq!(
+            parse_resources(&[]).unwrap_err().reason(),
+            "resource_missing"
+        );
         let r = parse_resources(&["https://a.example/".into(), "https://a.example/".into()]);
         assert_eq!(r.unwrap(), vec!["https://a.example/".to_owned()]);
         assert_eq!(
@@ -383,22 +417,47 @@ mod tests {
             "resource_malformed"
         );
         let many: Vec<String> = (0..11).map(|i| format!("https://{i}.example/")).collect();
-        assert_eq!(parse_resources(&many).unwrap_err().reason(), "too_many_resources");
+        assert_eq!(
+            parse_resources(&many).unwrap_err().reason(),
+            "too_many_resources"
+        );
     }
 
     #[test]
     fn requested_grants_split_the_scope_over_the_resources() {
         let skills = vec![
-            ("https://files.example/".to_owned(), "files:read files:write".to_owned()),
+            (
+                "https://files.example/".to_owned(),
+                "files:read files:write".to_owned(),
+            ),
             ("https://mail.example/".to_owned(), "mail:send".to_owned()),
         ];
         let all = requested_grants(&skills, None).unwrap();
-        assert_eq!(all, grants(&[("https://files.example/", "files:read files:write"), ("https://mail.example/", "mail:send")]));
-        let some = requested_grants(&skills, Some("files:read mail:send")).unwrap();
-        assert_eq!(some, grants(&[("https://files.example/", "files:read"), ("https://mail.example/", "mail:send")]));
-        assert_eq!(requested_grants(&skills, Some("admin")).unwrap_err().reason(), "scope_unknown");
         assert_eq!(
-            requested_grants(&skills, Some("files:read")).unwrap_err().reason(),
+            all,
+            grants(&[
+                ("https://files.example/", "files:read files:write"),
+                ("https://mail.example/", "mail:send")
+            ])
+        );
+        let some = requested_grants(&skills, Some("files:read mail:send")).unwrap();
+        assert_eq!(
+            some,
+            grants(&[
+                ("https://files.example/", "files:read"),
+                ("https://mail.example/", "mail:send")
+            ])
+        );
+        assert_eq!(
+            requested_grants(&skills, Some("admin"))
+                .unwrap_err()
+                .reason(),
+            "scope_unknown"
+        );
+        assert_eq!(
+            requested_grants(&skills, Some("files:read"))
+                .unwrap_err()
+                .reason(),
             "resource_without_scope"
         );
     }
@@ -432,11 +491,30 @@ mod tests {
     fn a_token_request_selects_one_granted_resource() {
         let g = grants(&[("https://a/", "r w"), ("https://b/", "x")]);
         let eq = |a: &str, b: &str| a == b;
-        assert_eq!(select(&g, Some("https://a/"), Some("r"), eq).unwrap(), ("https://a/".into(), "r".into()));
-        assert_eq!(select(&g, Some("https://b/"), None, eq).unwrap(), ("https://b/".into(), "x".into()));
-        assert_eq!(select(&g, None, None, eq).unwrap_err().reason(), "resource_ambiguous");
-        assert_eq!(select(&g, Some("https://c/"), None, eq).unwrap_err().reason(), "resource_not_granted");
-        assert_eq!(select(&g, Some("https://a/"), Some("x"), eq).unwrap_err().reason(), "scope_exceeds_grant");
+        assert_eq!(
+            select(&g, Some("https://a/"), Some("r"), eq).unwrap(),
+            ("https://a/".into(), "r".into())
+        );
+        assert_eq!(
+            select(&g, Some("https://b/"), None, eq).unwrap(),
+            ("https://b/".into(), "x".into())
+        );
+        assert_eq!(
+            select(&g, None, None, eq).unwrap_err().reason(),
+            "resource_ambiguous"
+        );
+        assert_eq!(
+            select(&g, Some("https://c/"), None, eq)
+                .unwrap_err()
+                .reason(),
+            "resource_not_granted"
+        );
+        assert_eq!(
+            select(&g, Some("https://a/"), Some("x"), eq)
+                .unwrap_err()
+                .reason(),
+            "scope_exceeds_grant"
+        );
         let one = grants(&[("https://a/", "r")]);
         assert_eq!(select(&one, None, None, eq).unwrap().0, "https://a/");
     }

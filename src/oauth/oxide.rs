@@ -22,14 +22,18 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use oxide_auth::endpoint::{
-    AuthorizationFlow, Authorizer, Endpoint, Extension, Issuer, NormalizedParameter, OAuthError as OxideError,
-    OwnerConsent, OwnerSolicitor, QueryParameter, Registrar, Scope, Scopes, Solicitation, Template, WebRequest,
-    WebResponse,
+use oxide_auth::code_grant::authorization::{
+    Extension as AuthorizationExtension, Request as AuthorizationRequest,
 };
-use oxide_auth::code_grant::authorization::{Extension as AuthorizationExtension, Request as AuthorizationRequest};
+use oxide_auth::endpoint::{
+    AuthorizationFlow, Authorizer, Endpoint, Extension, Issuer, NormalizedParameter,
+    OAuthError as OxideError, OwnerConsent, OwnerSolicitor, QueryParameter, Registrar, Scope,
+    Scopes, Solicitation, Template, WebRequest, WebResponse,
+};
 use oxide_auth::primitives::grant::{Extensions, Grant};
-use oxide_auth::primitives::registrar::{BoundClient, ClientUrl, ExactUrl, PreGrant, RegisteredUrl, RegistrarError};
+use oxide_auth::primitives::registrar::{
+    BoundClient, ClientUrl, ExactUrl, PreGrant, RegisteredUrl, RegistrarError,
+};
 use url::Url;
 
 use crate::crypto::random_token;
@@ -232,11 +236,15 @@ impl WebRequest for Request {
     type Response = Reply;
 
     fn query(&mut self) -> Result<Cow<'_, dyn QueryParameter + 'static>, Stop> {
-        Ok(Cow::Borrowed(&self.query as &(dyn QueryParameter + 'static)))
+        Ok(Cow::Borrowed(
+            &self.query as &(dyn QueryParameter + 'static),
+        ))
     }
 
     fn urlbody(&mut self) -> Result<Cow<'_, dyn QueryParameter + 'static>, Stop> {
-        Ok(Cow::Borrowed(&self.query as &(dyn QueryParameter + 'static)))
+        Ok(Cow::Borrowed(
+            &self.query as &(dyn QueryParameter + 'static),
+        ))
     }
 
     fn authheader(&mut self) -> Result<Option<Cow<'_, str>>, Stop> {
@@ -249,12 +257,20 @@ impl Registrar for Flow<'_> {
         let client = match &self.prepared.client {
             Some(c) if c.client_id == bound.client_id.as_ref() => c,
             _ => {
-                self.record(fail(ErrorKind::InvalidRequest, "unknown client_id", "client_unknown"));
+                self.record(fail(
+                    ErrorKind::InvalidRequest,
+                    "unknown client_id",
+                    "client_unknown",
+                ));
                 return Err(RegistrarError::Unspecified);
             }
         };
         let chosen = match &self.redirect_uri_param {
-            Some(requested) => client.redirect_uris.iter().any(|r| r.matches(requested)).then(|| requested.clone()),
+            Some(requested) => client
+                .redirect_uris
+                .iter()
+                .any(|r| r.matches(requested))
+                .then(|| requested.clone()),
             None => match client.redirect_uris.as_slice() {
                 [only] => Some(only.as_str().to_owned()),
                 _ => {
@@ -281,7 +297,11 @@ impl Registrar for Flow<'_> {
         })
     }
 
-    fn negotiate(&self, bound: BoundClient<'_>, scope: Option<Scope>) -> Result<PreGrant, RegistrarError> {
+    fn negotiate(
+        &self,
+        bound: BoundClient<'_>,
+        scope: Option<Scope>,
+    ) -> Result<PreGrant, RegistrarError> {
         let skills = match &self.prepared.skills {
             Ok(s) => s,
             Err(e) => {
@@ -295,7 +315,11 @@ impl Registrar for Flow<'_> {
             RegistrarError::Unspecified
         })?;
         let pre_scope = requested.all_scopes().parse::<Scope>().map_err(|_| {
-            self.record(fail(ErrorKind::InvalidScope, "the scope is malformed", "scope_malformed"));
+            self.record(fail(
+                ErrorKind::InvalidScope,
+                "the scope is malformed",
+                "scope_malformed",
+            ));
             RegistrarError::Unspecified
         })?;
         self.cx.borrow_mut().requested = Some(requested);
@@ -315,7 +339,11 @@ impl Registrar for Flow<'_> {
 impl AuthorizationExtension for Flow<'_> {
     fn extend(&mut self, request: &dyn AuthorizationRequest) -> Result<Extensions, ()> {
         if let Some(key) = self.repeated.first() {
-            self.record(fail(ErrorKind::InvalidRequest, format!("parameter {key} is repeated"), "parameter_repeated"));
+            self.record(fail(
+                ErrorKind::InvalidRequest,
+                format!("parameter {key} is repeated"),
+                "parameter_repeated",
+            ));
             return Err(());
         }
         if let Some(client) = &self.prepared.client {
@@ -328,13 +356,18 @@ impl AuthorizationExtension for Flow<'_> {
                 return Err(());
             }
             if client.suspended {
-                self.record(fail(ErrorKind::UnauthorizedClient, "this agent is suspended", "agent_suspended"));
+                self.record(fail(
+                    ErrorKind::UnauthorizedClient,
+                    "this agent is suspended",
+                    "agent_suspended",
+                ));
                 return Err(());
             }
         }
         let challenge = request.extension("code_challenge");
         let method = request.extension("code_challenge_method");
-        let challenge = authorization::check_challenge(challenge.as_deref(), method.as_deref()).map_err(|e| self.record(e))?;
+        let challenge = authorization::check_challenge(challenge.as_deref(), method.as_deref())
+            .map_err(|e| self.record(e))?;
         self.cx.borrow_mut().challenge = Some(challenge);
         Ok(Extensions::new())
     }
@@ -360,8 +393,17 @@ impl Authorizer for Flow<'_> {
 }
 
 impl OwnerSolicitor<Request> for Flow<'_> {
-    fn check_consent(&mut self, _: &mut Request, solicitation: Solicitation<'_>) -> OwnerConsent<Reply> {
-        let Person::LoggedIn { owner_id, consent, admits } = &self.prepared.person else {
+    fn check_consent(
+        &mut self,
+        _: &mut Request,
+        solicitation: Solicitation<'_>,
+    ) -> OwnerConsent<Reply> {
+        let Person::LoggedIn {
+            owner_id,
+            consent,
+            admits,
+        } = &self.prepared.person
+        else {
             self.cx.borrow_mut().login = true;
             return OwnerConsent::InProgress(Reply::default());
         };
@@ -387,15 +429,26 @@ impl OwnerSolicitor<Request> for Flow<'_> {
         }
         match &self.prepared.decision {
             Decision::Deny => {
-                self.record(fail(ErrorKind::AccessDenied, "the person denied the request", "consent_denied"));
+                self.record(fail(
+                    ErrorKind::AccessDenied,
+                    "the person denied the request",
+                    "consent_denied",
+                ));
                 OwnerConsent::Denied
             }
             Decision::Approve(chosen) => {
                 let grants = AuthorizedGrants::from_pairs(
-                    offered.pairs().into_iter().filter(|(aud, _)| chosen.contains(aud)),
+                    offered
+                        .pairs()
+                        .into_iter()
+                        .filter(|(aud, _)| chosen.contains(aud)),
                 );
                 if grants.is_empty() {
-                    self.record(fail(ErrorKind::AccessDenied, "no skill was chosen", "consent_nothing_chosen"));
+                    self.record(fail(
+                        ErrorKind::AccessDenied,
+                        "no skill was chosen",
+                        "consent_nothing_chosen",
+                    ));
                     return OwnerConsent::Denied;
                 }
                 let mut cx = self.cx.borrow_mut();
@@ -446,7 +499,12 @@ impl Endpoint<Request> for Flow<'_> {
 
     fn response(&mut self, _: &mut Request, mut kind: Template<'_>) -> Result<Reply, Stop> {
         if let Some(error) = kind.authorization_error() {
-            let described = self.cx.borrow().failure.as_ref().map(|f| f.description().to_owned());
+            let described = self
+                .cx
+                .borrow()
+                .failure
+                .as_ref()
+                .map(|f| f.description().to_owned());
             let description = described.unwrap_or_else(|| match error.kind().as_ref() {
                 "unsupported_response_type" => "response_type must be code".to_owned(),
                 other => other.to_owned(),
@@ -473,15 +531,28 @@ impl Endpoint<Request> for Flow<'_> {
 /// come from the refusal Patron recorded (oxide-auth cannot name `invalid_target` or
 /// `unauthorized_client`, and writes its description as `description`).
 fn finish_redirect(mut url: Url, issuer: &str, failure: Option<&OAuthError>) -> String {
-    let pairs: Vec<(String, String)> = url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-    let oxide_error = pairs.iter().find(|(k, _)| k == "error").map(|(_, v)| v.clone());
-    let oxide_description = pairs.iter().find(|(k, _)| k == "description").map(|(_, v)| v.clone());
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let oxide_error = pairs
+        .iter()
+        .find(|(k, _)| k == "error")
+        .map(|(_, v)| v.clone());
+    let oxide_description = pairs
+        .iter()
+        .find(|(k, _)| k == "description")
+        .map(|(_, v)| v.clone());
     {
         let mut q = url.query_pairs_mut();
         q.clear();
         for (k, v) in &pairs {
             let dropped = k == "iss"
-                || (oxide_error.is_some() && matches!(k.as_str(), "error" | "description" | "uri" | "error_description"));
+                || (oxide_error.is_some()
+                    && matches!(
+                        k.as_str(),
+                        "error" | "description" | "uri" | "error_description"
+                    ));
             if !dropped {
                 q.append_pair(k, v);
             }
@@ -514,11 +585,22 @@ pub fn run(prepared: &Prepared, pairs: &[(String, String)], issuer: &str) -> Out
         }
         query.insert_or_poison(Cow::Owned(k.clone()), Cow::Owned(v.clone()));
     }
-    if let Some(key) = repeated.iter().find(|k| matches!(k.as_str(), "client_id" | "redirect_uri")) {
-        return Outcome::ErrorPage(fail(ErrorKind::InvalidRequest, format!("parameter {key} is repeated"), "parameter_repeated"));
+    if let Some(key) = repeated
+        .iter()
+        .find(|k| matches!(k.as_str(), "client_id" | "redirect_uri"))
+    {
+        return Outcome::ErrorPage(fail(
+            ErrorKind::InvalidRequest,
+            format!("parameter {key} is repeated"),
+            "parameter_repeated",
+        ));
     }
     if query.unique_value("client_id").is_none() {
-        return Outcome::ErrorPage(fail(ErrorKind::InvalidRequest, "client_id is missing", "client_id_missing"));
+        return Outcome::ErrorPage(fail(
+            ErrorKind::InvalidRequest,
+            "client_id is missing",
+            "client_id_missing",
+        ));
     }
     let redirect_uri_param = query.unique_value("redirect_uri").map(Cow::into_owned);
     let mut flow = Flow {
@@ -540,7 +622,11 @@ pub fn run(prepared: &Prepared, pairs: &[(String, String)], issuer: &str) -> Out
         Ok(reply) => reply,
         Err(Stop) => {
             return Outcome::ErrorPage(failure.unwrap_or_else(|| {
-                fail(ErrorKind::InvalidRequest, "the authorization request is malformed", "authorization_malformed")
+                fail(
+                    ErrorKind::InvalidRequest,
+                    "the authorization request is malformed",
+                    "authorization_malformed",
+                )
             }));
         }
     };
@@ -552,19 +638,25 @@ pub fn run(prepared: &Prepared, pairs: &[(String, String)], issuer: &str) -> Out
     }
     let Some(url) = reply.redirect else {
         return Outcome::ErrorPage(failure.unwrap_or_else(|| {
-            fail(ErrorKind::InvalidRequest, "the authorization request is malformed", "authorization_malformed")
+            fail(
+                ErrorKind::InvalidRequest,
+                "the authorization request is malformed",
+                "authorization_malformed",
+            )
         }));
     };
     let code = match (cx.issued, cx.challenge, cx.code_grants) {
-        (Some((code, grant)), Some(code_challenge), Some(grants)) if failure.is_none() => Some(IssuedCode {
-            code: Secret::from(code),
-            client_id: grant.client_id,
-            owner_id: grant.owner_id,
-            redirect_uri: redirect_uri_param,
-            code_challenge,
-            grants,
-            approved: cx.approved,
-        }),
+        (Some((code, grant)), Some(code_challenge), Some(grants)) if failure.is_none() => {
+            Some(IssuedCode {
+                code: Secret::from(code),
+                client_id: grant.client_id,
+                owner_id: grant.owner_id,
+                redirect_uri: redirect_uri_param,
+                code_challenge,
+                grants,
+                approved: cx.approved,
+            })
+        }
         _ => None,
     };
     let refusal = match (&code, failure) {
@@ -576,7 +668,11 @@ pub fn run(prepared: &Prepared, pairs: &[(String, String)], issuer: &str) -> Out
                 "response_type must be code",
                 "response_type_unsupported",
             ),
-            _ => fail(ErrorKind::InvalidRequest, "the authorization request was refused", "authorization_refused"),
+            _ => fail(
+                ErrorKind::InvalidRequest,
+                "the authorization request was refused",
+                "authorization_refused",
+            ),
         }),
     };
     Outcome::Redirect {
@@ -616,15 +712,22 @@ mod tests {
     fn person(consent: Option<&str>) -> Person {
         Person::LoggedIn {
             owner_id: "dev:alice".into(),
-            consent: consent.map(|s| AuthorizedGrants::from_pairs([(FILES.to_owned(), s.to_owned())])),
-            admits: HashMap::from([(FILES.to_owned(), vec!["files:read".to_owned(), "files:write".to_owned()])]),
+            consent: consent
+                .map(|s| AuthorizedGrants::from_pairs([(FILES.to_owned(), s.to_owned())])),
+            admits: HashMap::from([(
+                FILES.to_owned(),
+                vec!["files:read".to_owned(), "files:write".to_owned()],
+            )]),
         }
     }
 
     fn prepared(person: Person, decision: Decision) -> Prepared {
         Prepared {
             client: Some(client()),
-            skills: Ok(vec![(FILES.to_owned(), "files:read files:write".to_owned())]),
+            skills: Ok(vec![(
+                FILES.to_owned(),
+                "files:read files:write".to_owned(),
+            )]),
             person,
             decision,
         }
@@ -647,31 +750,57 @@ mod tests {
                 base.push((k, v));
             }
         }
-        base.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+        base.into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
     }
 
     fn query_of(to: &str) -> HashMap<String, String> {
-        Url::parse(to).unwrap().query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+        Url::parse(to)
+            .unwrap()
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
     }
 
     #[test]
     fn anonymous_visitors_log_in_first() {
-        let out = run(&prepared(Person::Anonymous, Decision::Ask), &params(&[]), ISS);
+        let out = run(
+            &prepared(Person::Anonymous, Decision::Ask),
+            &params(&[]),
+            ISS,
+        );
         assert!(matches!(out, Outcome::Login), "{out:?}");
     }
 
     #[test]
     fn a_person_without_consent_is_asked() {
         let out = run(&prepared(person(None), Decision::Ask), &params(&[]), ISS);
-        let Outcome::Consent(c) = out else { panic!("{out:?}") };
-        assert_eq!(c.offered.scopes_of(FILES).unwrap(), vec!["files:read", "files:write"]);
+        let Outcome::Consent(c) = out else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            c.offered.scopes_of(FILES).unwrap(),
+            vec!["files:read", "files:write"]
+        );
         assert_eq!(c.redirect_uri, "https://app.example/cb");
     }
 
     #[test]
     fn approval_issues_a_code_with_state_and_iss() {
-        let out = run(&prepared(person(None), Decision::Approve(vec![FILES.into()])), &params(&[("scope", "files:read")]), ISS);
-        let Outcome::Redirect { to, code: Some(code), refusal: None } = out else { panic!("{out:?}") };
+        let out = run(
+            &prepared(person(None), Decision::Approve(vec![FILES.into()])),
+            &params(&[("scope", "files:read")]),
+            ISS,
+        );
+        let Outcome::Redirect {
+            to,
+            code: Some(code),
+            refusal: None,
+        } = out
+        else {
+            panic!("{out:?}")
+        };
         let q = query_of(&to);
         assert_eq!(q["code"], code.code.expose());
         assert_eq!(q["state"], "xyz");
@@ -684,15 +813,36 @@ mod tests {
 
     #[test]
     fn a_covering_consent_is_not_asked_again_but_a_wider_request_is() {
-        let out = run(&prepared(person(Some("files:read")), Decision::Ask), &params(&[("scope", "files:read")]), ISS);
-        assert!(matches!(out, Outcome::Redirect { code: Some(IssuedCode { approved: None, .. }), .. }), "{out:?}");
-        let out = run(&prepared(person(Some("files:read")), Decision::Ask), &params(&[]), ISS);
+        let out = run(
+            &prepared(person(Some("files:read")), Decision::Ask),
+            &params(&[("scope", "files:read")]),
+            ISS,
+        );
+        assert!(
+            matches!(
+                out,
+                Outcome::Redirect {
+                    code: Some(IssuedCode { approved: None, .. }),
+                    ..
+                }
+            ),
+            "{out:?}"
+        );
+        let out = run(
+            &prepared(person(Some("files:read")), Decision::Ask),
+            &params(&[]),
+            ISS,
+        );
         assert!(matches!(out, Outcome::Consent(_)), "{out:?}");
     }
 
     fn refusal(out: Outcome) -> (String, &'static str) {
         match out {
-            Outcome::Redirect { to, code: None, refusal: Some(r) } => {
+            Outcome::Redirect {
+                to,
+                code: None,
+                refusal: Some(r),
+            } => {
                 let q = query_of(&to);
                 assert_eq!(q["iss"], ISS);
                 assert_eq!(q["state"], "xyz");
@@ -706,30 +856,62 @@ mod tests {
     #[test]
     fn pkce_faults_are_redirected_with_their_reason() {
         let p = prepared(person(None), Decision::Ask);
-        assert_eq!(refusal(run(&p, &params(&[("code_challenge", "")]), ISS)), ("invalid_request".into(), "pkce_missing"));
-        assert_eq!(refusal(run(&p, &params(&[("code_challenge_method", "plain")]), ISS)), ("invalid_request".into(), "pkce_plain"));
+        assert_eq!(
+            refusal(run(&p, &params(&[("code_challenge", "")]), ISS)),
+            ("invalid_request".into(), "pkce_missing")
+        );
+        assert_eq!(
+            refusal(run(&p, &params(&[("code_challenge_method", "plain")]), ISS)),
+            ("invalid_request".into(), "pkce_plain")
+        );
     }
 
     #[test]
     fn target_and_scope_faults_keep_their_codes() {
         let mut p = prepared(person(None), Decision::Ask);
-        assert_eq!(refusal(run(&p, &params(&[("scope", "admin")]), ISS)), ("invalid_scope".into(), "scope_unknown"));
-        p.skills = Err(fail(ErrorKind::InvalidTarget, "unknown resource", "audience_unknown"));
-        assert_eq!(refusal(run(&p, &params(&[]), ISS)), ("invalid_target".into(), "audience_unknown"));
+        assert_eq!(
+            refusal(run(&p, &params(&[("scope", "admin")]), ISS)),
+            ("invalid_scope".into(), "scope_unknown")
+        );
+        p.skills = Err(fail(
+            ErrorKind::InvalidTarget,
+            "unknown resource",
+            "audience_unknown",
+        ));
+        assert_eq!(
+            refusal(run(&p, &params(&[]), ISS)),
+            ("invalid_target".into(), "audience_unknown")
+        );
         let mut p = prepared(person(None), Decision::Ask);
         p.client.as_mut().unwrap().code_grant = false;
-        assert_eq!(refusal(run(&p, &params(&[]), ISS)), ("unauthorized_client".into(), "grant_not_registered"));
+        assert_eq!(
+            refusal(run(&p, &params(&[]), ISS)),
+            ("unauthorized_client".into(), "grant_not_registered")
+        );
         let p = prepared(person(None), Decision::Deny);
-        assert_eq!(refusal(run(&p, &params(&[]), ISS)), ("access_denied".into(), "consent_denied"));
+        assert_eq!(
+            refusal(run(&p, &params(&[]), ISS)),
+            ("access_denied".into(), "consent_denied")
+        );
         let p = prepared(person(None), Decision::Ask);
-        assert_eq!(refusal(run(&p, &params(&[("response_type", "token")]), ISS)).0, "unsupported_response_type");
+        assert_eq!(
+            refusal(run(&p, &params(&[("response_type", "token")]), ISS)).0,
+            "unsupported_response_type"
+        );
     }
 
     #[test]
     fn a_policy_that_admits_nothing_denies() {
         let mut p = prepared(person(None), Decision::Ask);
-        p.person = Person::LoggedIn { owner_id: "dev:bob".into(), consent: None, admits: HashMap::new() };
-        assert_eq!(refusal(run(&p, &params(&[]), ISS)), ("access_denied".into(), "grant_not_permitted"));
+        p.person = Person::LoggedIn {
+            owner_id: "dev:bob".into(),
+            consent: None,
+            admits: HashMap::new(),
+        };
+        assert_eq!(
+            refusal(run(&p, &params(&[]), ISS)),
+            ("access_denied".into(), "grant_not_permitted")
+        );
     }
 
     #[test]
@@ -739,9 +921,22 @@ mod tests {
             Outcome::ErrorPage(e) => e.reason(),
             other => panic!("{other:?}"),
         };
-        assert_eq!(reason(run(&p, &params(&[("client_id", "agt_2")]), ISS)), "client_unknown");
-        assert_eq!(reason(run(&p, &params(&[("redirect_uri", "https://evil.example/cb")]), ISS)), "redirect_uri_mismatch");
-        assert_eq!(reason(run(&p, &params(&[("redirect_uri", "")]), ISS)), "redirect_uri_missing");
+        assert_eq!(
+            reason(run(&p, &params(&[("client_id", "agt_2")]), ISS)),
+            "client_unknown"
+        );
+        assert_eq!(
+            reason(run(
+                &p,
+                &params(&[("redirect_uri", "https://evil.example/cb")]),
+                ISS
+            )),
+            "redirect_uri_mismatch"
+        );
+        assert_eq!(
+            reason(run(&p, &params(&[("redirect_uri", "")]), ISS)),
+            "redirect_uri_missing"
+        );
         let mut repeated = params(&[]);
         repeated.push(("client_id".into(), "agt_1".into()));
         assert_eq!(reason(run(&p, &repeated, ISS)), "parameter_repeated");
@@ -750,8 +945,17 @@ mod tests {
     #[test]
     fn loopback_redirects_may_use_any_port() {
         let p = prepared(person(None), Decision::Approve(vec![FILES.into()]));
-        let out = run(&p, &params(&[("redirect_uri", "http://127.0.0.1:53123/cb")]), ISS);
-        let Outcome::Redirect { to, code: Some(_), .. } = out else { panic!("{out:?}") };
+        let out = run(
+            &p,
+            &params(&[("redirect_uri", "http://127.0.0.1:53123/cb")]),
+            ISS,
+        );
+        let Outcome::Redirect {
+            to, code: Some(_), ..
+        } = out
+        else {
+            panic!("{out:?}")
+        };
         assert!(to.starts_with("http://127.0.0.1:53123/cb?"), "{to}");
     }
 }

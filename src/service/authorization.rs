@@ -17,7 +17,9 @@ use crate::crypto::sha256_hex;
 use crate::oauth::authorization::{self, AuthorizedGrants};
 use crate::oauth::error::{ErrorKind, OAuthError};
 use crate::oauth::ids::OwnerId;
-use crate::oauth::oxide::{self, ConsentRequest, Decision, FlowClient, IssuedCode, Outcome, Person, Prepared};
+use crate::oauth::oxide::{
+    self, ConsentRequest, Decision, FlowClient, IssuedCode, Outcome, Person, Prepared,
+};
 use crate::service::sessions::Session;
 use crate::service::token::{announce_revoked, known_skill};
 use crate::service::{Caller, agents, skill_policy, skills, store_failure};
@@ -86,7 +88,10 @@ fn loaded_client(row: &crate::service::directory::ClientRecord) -> FlowClient {
     }
 }
 
-async fn resolve_skills(state: &AppState, pairs: &[(String, String)]) -> Result<Vec<(String, String)>, OAuthError> {
+async fn resolve_skills(
+    state: &AppState,
+    pairs: &[(String, String)],
+) -> Result<Vec<(String, String)>, OAuthError> {
     let values: Vec<String> = pairs
         .iter()
         .filter(|(k, _)| k == "resource")
@@ -95,14 +100,21 @@ async fn resolve_skills(state: &AppState, pairs: &[(String, String)]) -> Result<
     let mut out = Vec::new();
     for resource in authorization::parse_resources(&values)? {
         let skill = known_skill(state, &resource).await?;
-        if !out.iter().any(|(a, _): &(String, String)| *a == skill.audience) {
+        if !out
+            .iter()
+            .any(|(a, _): &(String, String)| *a == skill.audience)
+        {
             out.push((skill.audience.clone(), skill.scopes.clone()));
         }
     }
     Ok(out)
 }
 
-async fn person(state: &AppState, session: Option<&Session>, client_id: Option<&str>) -> Result<Person, OAuthError> {
+async fn person(
+    state: &AppState,
+    session: Option<&Session>,
+    client_id: Option<&str>,
+) -> Result<Person, OAuthError> {
     let Some(session) = session else {
         return Ok(Person::Anonymous);
     };
@@ -119,18 +131,27 @@ async fn person(state: &AppState, session: Option<&Session>, client_id: Option<&
         None => None,
     };
     let consent = match consent {
-        Some(row) => Some(AuthorizedGrants::from_json(&row.grants).map_err(|_| OAuthError::server_error())?),
+        Some(row) => {
+            Some(AuthorizedGrants::from_json(&row.grants).map_err(|_| OAuthError::server_error())?)
+        }
         None => None,
     };
     let admits: HashMap<String, Vec<String>> = skill_policy::grantable(state, &owner_id)
         .await?
         .into_iter()
         .map(|g| {
-            let scopes = crate::oauth::scope::parse(&g.scopes).into_iter().map(str::to_owned).collect();
+            let scopes = crate::oauth::scope::parse(&g.scopes)
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
             (g.skill.audience, scopes)
         })
         .collect();
-    Ok(Person::LoggedIn { owner_id, consent, admits })
+    Ok(Person::LoggedIn {
+        owner_id,
+        consent,
+        admits,
+    })
 }
 
 /// Handles `GET /authorize` (`decision` [`Decision::Ask`]) and the consent form's `POST`.
@@ -142,7 +163,10 @@ pub async fn authorize(
     decision: Decision,
 ) -> Answer {
     let answer = authorize_inner(state, caller, &pairs, session, decision).await;
-    let client_id = pairs.iter().find(|(k, _)| k == "client_id").map(|(_, v)| v.as_str());
+    let client_id = pairs
+        .iter()
+        .find(|(k, _)| k == "client_id")
+        .map(|(_, v)| v.as_str());
     let refusal = match &answer {
         Err(e) => Some(e.clone()),
         Ok((_, refusal)) => refusal.clone(),
@@ -155,7 +179,9 @@ pub async fn authorize(
             Some(c) => ev.client(&c.chars().take(200).collect::<String>()),
             None => ev,
         };
-        state.audit.record(ev.owner(session.map(|s| s.owner_id.as_str())));
+        state
+            .audit
+            .record(ev.owner(session.map(|s| s.owner_id.as_str())));
     }
     match answer {
         Ok((a, _)) => a,
@@ -171,46 +197,91 @@ async fn authorize_inner(
     decision: Decision,
 ) -> Result<(Answer, Option<OAuthError>), OAuthError> {
     if pairs.len() > MAX_PARAMS {
-        return Err(OAuthError::new(ErrorKind::InvalidRequest, "too many parameters", "too_many_parameters"));
+        return Err(OAuthError::new(
+            ErrorKind::InvalidRequest,
+            "too many parameters",
+            "too_many_parameters",
+        ));
     }
-    let client_id = pairs.iter().find(|(k, _)| k == "client_id").map(|(_, v)| v.clone());
+    let client_id = pairs
+        .iter()
+        .find(|(k, _)| k == "client_id")
+        .map(|(_, v)| v.clone());
     let client = match &client_id {
-        Some(cid) if cid.len() <= 200 => state.directory.client(&state.store, cid).await.map_err(store_failure)?,
+        Some(cid) if cid.len() <= 200 => state
+            .directory
+            .client(&state.store, cid)
+            .await
+            .map_err(store_failure)?,
         _ => None,
     };
     let prepared = Prepared {
         client: client.as_deref().map(loaded_client),
         skills: resolve_skills(state, pairs).await,
-        person: person(state, session, client.as_ref().map(|c| c.client_id.as_str())).await?,
+        person: person(
+            state,
+            session,
+            client.as_ref().map(|c| c.client_id.as_str()),
+        )
+        .await?,
         decision,
     };
     match oxide::run(&prepared, pairs, &state.issuer) {
         Outcome::Login => Ok((Answer::Login, None)),
         Outcome::ErrorPage(e) => Err(e),
-        Outcome::Consent(request) => Ok((Answer::Consent(Box::new(consent_page(state, request).await?)), None)),
-        Outcome::Redirect { to, code: None, refusal } => Ok((Answer::Redirect(to), refusal)),
-        Outcome::Redirect { to, code: Some(code), .. } => {
+        Outcome::Consent(request) => Ok((
+            Answer::Consent(Box::new(consent_page(state, request).await?)),
+            None,
+        )),
+        Outcome::Redirect {
+            to,
+            code: None,
+            refusal,
+        } => Ok((Answer::Redirect(to), refusal)),
+        Outcome::Redirect {
+            to,
+            code: Some(code),
+            ..
+        } => {
             issue_code(state, caller, code).await?;
             Ok((Answer::Redirect(to), None))
         }
     }
 }
 
-async fn consent_page(state: &AppState, request: ConsentRequest) -> Result<ConsentPage, OAuthError> {
+async fn consent_page(
+    state: &AppState,
+    request: ConsentRequest,
+) -> Result<ConsentPage, OAuthError> {
     let cid = request.client_id.clone();
     let client = state
         .store
         .read(move |c| clients::find(c, &cid))
         .await
         .map_err(store_failure)?
-        .ok_or_else(|| OAuthError::new(ErrorKind::InvalidRequest, "unknown client_id", "client_unknown"))?;
+        .ok_or_else(|| {
+            OAuthError::new(
+                ErrorKind::InvalidRequest,
+                "unknown client_id",
+                "client_unknown",
+            )
+        })?;
     let mut offered = Vec::new();
     for (aud, scopes) in request.offered.pairs() {
-        let name = match state.directory.skill(&state.store, &aud).await.map_err(store_failure)? {
+        let name = match state
+            .directory
+            .skill(&state.store, &aud)
+            .await
+            .map_err(store_failure)?
+        {
             Some(s) => s.name.clone(),
             None => aud.clone(),
         };
-        offered.push(SkillAsked { audience: aud, name, scopes });
+        offered.push(SkillAsked {
+            audience: aud,
+            name,
+            scopes,
+        });
     }
     Ok(ConsentPage {
         claims_agent: client.owner_id.is_none() && client.status == ClientStatus::Pending,
@@ -236,14 +307,31 @@ async fn issue_code(state: &AppState, caller: &Caller, code: IssuedCode) -> Resu
             .read(move |c| clients::find(c, &cid))
             .await
             .map_err(store_failure)?
-            .ok_or_else(|| OAuthError::new(ErrorKind::InvalidRequest, "unknown client_id", "client_unknown"))?;
+            .ok_or_else(|| {
+                OAuthError::new(
+                    ErrorKind::InvalidRequest,
+                    "unknown client_id",
+                    "client_unknown",
+                )
+            })?;
         if row.owner_id.is_none() {
             // The same claim as the user-code page: pending only, policy-checked, race-safe.
-            agents::claim(state, caller, &code.client_id, owner.as_str(), approved.pairs()).await?;
+            agents::claim(
+                state,
+                caller,
+                &code.client_id,
+                owner.as_str(),
+                approved.pairs(),
+            )
+            .await?;
         } else {
             skills::check_grants(state, caller, owner.as_str(), approved.pairs()).await?;
         }
-        let (o, cid, now) = (owner.as_str().to_owned(), code.client_id.clone(), clock::now());
+        let (o, cid, now) = (
+            owner.as_str().to_owned(),
+            code.client_id.clone(),
+            clock::now(),
+        );
         let approved_now = approved.clone();
         state
             .store
@@ -354,7 +442,11 @@ pub async fn revoke_consent(
             if existed {
                 Ok(revoked)
             } else {
-                Err(OAuthError::new(ErrorKind::NotFound, "no such consent", "consent_unknown"))
+                Err(OAuthError::new(
+                    ErrorKind::NotFound,
+                    "no such consent",
+                    "consent_unknown",
+                ))
             }
         });
     state.audit.record(

@@ -13,6 +13,7 @@ use patron::store::schema::{audit_events, clients};
 use patron::store::{ConnectionManager, DbConnection};
 use serde_json::{Value, json};
 
+pub mod code_flow;
 pub mod console;
 pub mod https;
 

@@ -13,6 +13,7 @@ mod attacks;
 mod audit_history;
 mod bad_input;
 mod browser;
+mod code_flow;
 mod console;
 mod discovery;
 mod dpop_nonce;

@@ -10,7 +10,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use crate::http::console::guard::{OwnerForm, Visitor, login_redirect};
-use crate::http::console::page::{ConsoleError, agent_name, fmt_time, html, redirect, software, thumbprints};
+use crate::http::console::page::{
+    ConsoleError, agent_name, fmt_time, html, redirect, software, thumbprints,
+};
 use crate::http::home::Chrome;
 use crate::oauth::error::OAuthError;
 use crate::oauth::oxide::Decision;
@@ -47,10 +49,16 @@ fn pairs(req: &HttpRequest) -> Result<Vec<(String, String)>, OAuthError> {
             "request_too_long",
         ));
     }
-    Ok(url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+    Ok(url::form_urlencoded::parse(q.as_bytes())
+        .into_owned()
+        .collect())
 }
 
-fn answer(req: &HttpRequest, chrome: &Chrome, answer: Answer) -> Result<HttpResponse, ConsoleError> {
+fn answer(
+    req: &HttpRequest,
+    chrome: &Chrome,
+    answer: Answer,
+) -> Result<HttpResponse, ConsoleError> {
     match answer {
         Answer::Redirect(to) => Ok(HttpResponse::Found()
             .insert_header((header::LOCATION, to))
@@ -94,7 +102,14 @@ pub(super) async fn authorize_page(
 ) -> Result<HttpResponse, ConsoleError> {
     let chrome = visitor.chrome.clone();
     let pairs = pairs(&req).map_err(|e| ConsoleError::from_oauth(&chrome, &e, "/console"))?;
-    let a = authorization::authorize(&state, &visitor.caller, pairs, visitor.session.as_ref(), Decision::Ask).await;
+    let a = authorization::authorize(
+        &state,
+        &visitor.caller,
+        pairs,
+        visitor.session.as_ref(),
+        Decision::Ask,
+    )
+    .await;
     answer(&req, &chrome, a)
 }
 
@@ -110,16 +125,25 @@ pub(super) async fn consent_action(
         Some("approve") => Decision::Approve(form.all("grant").into_iter().take(50).collect()),
         _ => Decision::Deny,
     };
-    let a = authorization::authorize(&state, &owner.caller, pairs, Some(&owner.session), decision).await;
+    let a = authorization::authorize(&state, &owner.caller, pairs, Some(&owner.session), decision)
+        .await;
     answer(&req, &owner.chrome, a)
 }
 
 /// `POST /console/consents/revoke`.
-pub(super) async fn revoke_consent(post: OwnerForm, state: web::Data<AppState>) -> Result<HttpResponse, ConsoleError> {
+pub(super) async fn revoke_consent(
+    post: OwnerForm,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ConsoleError> {
     let (owner, form) = (&post.owner, &post.form);
     let client_id = form.get("client_id").unwrap_or_default();
-    authorization::revoke_consent(&state, &owner.caller, owner.session.owner_id.as_str(), client_id)
-        .await
-        .map_err(owner.fail())?;
+    authorization::revoke_consent(
+        &state,
+        &owner.caller,
+        owner.session.owner_id.as_str(),
+        client_id,
+    )
+    .await
+    .map_err(owner.fail())?;
     Ok(redirect("/console"))
 }

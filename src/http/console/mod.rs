@@ -65,7 +65,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/console/admin", web::get().to(admin::admin_overview))
         .route(endpoints::AUTHORIZE, web::get().to(consent::authorize_page))
-        .route(endpoints::AUTHORIZE, web::post().to(consent::consent_action))
+        .route(
+            endpoints::AUTHORIZE,
+            web::post().to(consent::consent_action),
+        )
         .route(
             "/console/consents/revoke",
             web::post().to(consent::revoke_consent),

@@ -188,7 +188,11 @@ async fn token_inner(
             scope,
         } => {
             registered_for(&client, GrantType::AuthorizationCode)?;
-            let wanted = authorization_code::Wanted { resource, scope, jkt };
+            let wanted = authorization_code::Wanted {
+                resource,
+                scope,
+                jkt,
+            };
             authorization_code::exchange_code(
                 state,
                 &client,
@@ -207,7 +211,11 @@ async fn token_inner(
             scope,
         } => {
             registered_for(&client, GrantType::RefreshToken)?;
-            let wanted = authorization_code::Wanted { resource, scope, jkt };
+            let wanted = authorization_code::Wanted {
+                resource,
+                scope,
+                jkt,
+            };
             authorization_code::refresh(state, &client, &owner, &refresh_token, wanted, now).await
         }
     }

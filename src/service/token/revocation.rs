@@ -100,14 +100,15 @@ async fn revoke_refresh(
     let cid = client_id.to_owned();
     let revoked = state
         .store
-        .write(move |c| {
-            match refresh_tokens::find_token(c, &hash)? {
-                Some((_, family)) if family.client_id == cid => {
-                    refresh_tokens::revoke_family(c, &family.family_id, "refresh_revoked_by_client", now)
-                        .map(Some)
-                }
-                _ => Ok(None),
-            }
+        .write(move |c| match refresh_tokens::find_token(c, &hash)? {
+            Some((_, family)) if family.client_id == cid => refresh_tokens::revoke_family(
+                c,
+                &family.family_id,
+                "refresh_revoked_by_client",
+                now,
+            )
+            .map(Some),
+            _ => Ok(None),
         })
         .await
         .map_err(store_failure)?;
