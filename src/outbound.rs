@@ -288,8 +288,38 @@ impl Fetcher {
         Ok(keys)
     }
 
+    /// A client metadata document (or any JSON document) at `url`, at most `max_bytes`
+    /// (and never more than `outbound.max_bytes`), with its `Cache-Control` header.
+    pub async fn fetch_document(
+        &self,
+        url: &Url,
+        max_bytes: usize,
+    ) -> Result<(serde_json::Value, Option<String>), FetchError> {
+        let (body, headers) = self
+            .fetch_with_headers(url, "application/json", max_bytes.min(self.max_bytes))
+            .await?;
+        let doc = serde_json::from_slice(&body).map_err(|_| FetchError::NotJson)?;
+        let cache_control = headers
+            .get(reqwest::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok((doc, cache_control))
+    }
+
     /// The body at `url`, within the size limit.
     async fn fetch_body(&self, url: &Url, accept: &str) -> Result<Vec<u8>, FetchError> {
+        self.fetch_with_headers(url, accept, self.max_bytes)
+            .await
+            .map(|(body, _)| body)
+    }
+
+    /// The body at `url`, at most `max_bytes`, and the response headers.
+    async fn fetch_with_headers(
+        &self,
+        url: &Url,
+        accept: &str,
+        max_bytes: usize,
+    ) -> Result<(Vec<u8>, reqwest::header::HeaderMap), FetchError> {
         self.check_url(url)?;
         let mut resp = self
             .client
@@ -310,24 +340,22 @@ impl Fetcher {
                 resp.status().as_u16()
             )));
         }
-        if resp
-            .content_length()
-            .is_some_and(|n| n > self.max_bytes as u64)
-        {
-            return Err(FetchError::TooLarge(self.max_bytes));
+        if resp.content_length().is_some_and(|n| n > max_bytes as u64) {
+            return Err(FetchError::TooLarge(max_bytes));
         }
+        let headers = resp.headers().clone();
         let mut body = Vec::new();
         while let Some(chunk) = resp
             .chunk()
             .await
             .map_err(|e| FetchError::Failed(short_reason(&e)))?
         {
-            if body.len() + chunk.len() > self.max_bytes {
-                return Err(FetchError::TooLarge(self.max_bytes));
+            if body.len() + chunk.len() > max_bytes {
+                return Err(FetchError::TooLarge(max_bytes));
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(body)
+        Ok((body, headers))
     }
 
     /// Bytes of documents whose key sets are cached now.

@@ -123,6 +123,7 @@ impl Application {
             signing_alg: config.keys.algorithm.as_str().to_owned(),
             clock_skew_secs: config.validation.clock_skew_secs,
             max_token_age_secs: config.validation.max_token_age_secs,
+            client_id_documents: config.client_id_documents.enabled,
         });
 
         let mailer = crate::mail::Mailer::new(&config.mail, format!("{issuer}/console"))

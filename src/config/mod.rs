@@ -36,7 +36,9 @@ pub use database::{Backend, DatabaseUrl};
 pub use keys::{KeyEncryptionKeySource, KeysConfig};
 pub use limits::LimitsConfig;
 pub use mail::{MailConfig, MailTransport, SmtpTls};
-pub use registration::{OutboundConfig, Publisher, RegistrationConfig, SoftwareStatementConfig};
+pub use registration::{
+    ClientIdDocumentsConfig, OutboundConfig, Publisher, RegistrationConfig, SoftwareStatementConfig,
+};
 pub use server::{
     ADMIN_TOKEN_MIN_LEN, AdminToken, AuditConfig, AuditExport, RedisConfig, issuer_string,
 };
@@ -114,6 +116,8 @@ pub struct Config {
     pub registration: RegistrationConfig,
     /// Outbound fetches.
     pub outbound: OutboundConfig,
+    /// Client ID Metadata Documents.
+    pub client_id_documents: ClientIdDocumentsConfig,
     /// Software statements.
     pub software_statements: SoftwareStatementConfig,
     /// JWT validation profile.
@@ -216,6 +220,8 @@ impl RawConfig {
         let keys = keys::validate_keys(&self.keys, self.mode, database_dir.clone())?;
         let registration = registration::validate_registration(&self.registration)?;
         let outbound = registration::validate_outbound(&self.outbound)?;
+        let client_id_documents =
+            registration::validate_client_id_documents(&self.client_id_documents, &outbound)?;
         let software_statements =
             registration::validate_software_statements(&self.software_statements)?;
         let audit = server::validate_audit(&self.audit)?;
@@ -247,6 +253,7 @@ impl RawConfig {
             keys,
             registration,
             outbound,
+            client_id_documents,
             software_statements,
             validation,
             audit,

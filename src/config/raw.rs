@@ -20,6 +20,7 @@ pub(super) struct RawConfig {
     pub(super) keys: RawKeys,
     pub(super) registration: RawRegistration,
     pub(super) outbound: RawOutbound,
+    pub(super) client_id_documents: RawClientIdDocuments,
     pub(super) software_statements: RawSoftwareStatements,
     pub(super) validation: RawValidation,
     pub(super) audit: RawAudit,
@@ -117,6 +118,17 @@ pub(super) struct RawOutbound {
     pub(super) max_bytes: usize,
     pub(super) cache_secs: u64,
     pub(super) cache_max_bytes: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawClientIdDocuments {
+    pub(super) enabled: bool,
+    pub(super) allow_hosts: Vec<String>,
+    pub(super) deny_hosts: Vec<String>,
+    pub(super) max_bytes: usize,
+    pub(super) min_cache_secs: u64,
+    pub(super) max_cache_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -225,6 +237,14 @@ impl Default for RawConfig {
                 max_bytes: 64 * 1024,
                 cache_secs: 300,
                 cache_max_bytes: 4 * 1024 * 1024,
+            },
+            client_id_documents: RawClientIdDocuments {
+                enabled: true,
+                allow_hosts: Vec::new(),
+                deny_hosts: Vec::new(),
+                max_bytes: 16 * 1024,
+                min_cache_secs: 60,
+                max_cache_secs: 24 * 3600,
             },
             software_statements: RawSoftwareStatements {
                 required: false,

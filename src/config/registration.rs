@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use super::raw::{RawOutbound, RawRegistration, RawSoftwareStatements};
+use super::raw::{RawClientIdDocuments, RawOutbound, RawRegistration, RawSoftwareStatements};
 use super::{ConfigError, positive};
 
 /// Registration settings.
@@ -38,6 +38,23 @@ pub struct OutboundConfig {
     pub cache_secs: i64,
     /// Most bytes of fetched documents whose key sets are cached at once.
     pub cache_max_bytes: usize,
+}
+
+/// Client ID Metadata Documents: `client_id`s that are `https` URLs.
+#[derive(Debug, Clone)]
+pub struct ClientIdDocumentsConfig {
+    /// Whether such client ids are accepted at all.
+    pub enabled: bool,
+    /// Hosts (or `*.domain`) whose documents are accepted; empty: any public host.
+    pub allow_hosts: Vec<String>,
+    /// Hosts (or `*.domain`) whose documents are refused.
+    pub deny_hosts: Vec<String>,
+    /// Largest accepted document.
+    pub max_bytes: usize,
+    /// Shortest time a fetched document is trusted (also for `no-store`).
+    pub min_cache_secs: i64,
+    /// Longest time a fetched document is trusted, whatever its `max-age`.
+    pub max_cache_secs: i64,
 }
 
 /// A software-statement publisher trusted by this server.
@@ -114,6 +131,51 @@ pub(super) fn validate_outbound(raw: &RawOutbound) -> Result<OutboundConfig, Con
         cache_secs: i64::try_from(raw.cache_secs)
             .map_err(|_| ConfigError::new("outbound.cache_secs", "is too large"))?,
         cache_max_bytes: raw.cache_max_bytes,
+    })
+}
+
+/// Validates `[client_id_documents]`.
+pub(super) fn validate_client_id_documents(
+    raw: &RawClientIdDocuments,
+    outbound: &OutboundConfig,
+) -> Result<ClientIdDocumentsConfig, ConfigError> {
+    if raw.max_bytes == 0 || raw.max_bytes > outbound.max_bytes {
+        return Err(ConfigError::new(
+            "client_id_documents.max_bytes",
+            "must be between 1 and outbound.max_bytes",
+        ));
+    }
+    let min = positive("client_id_documents.min_cache_secs", raw.min_cache_secs)?;
+    let max = positive("client_id_documents.max_cache_secs", raw.max_cache_secs)?;
+    if min > max {
+        return Err(ConfigError::new(
+            "client_id_documents.min_cache_secs",
+            "must not exceed client_id_documents.max_cache_secs",
+        ));
+    }
+    let hosts = |list: &[String], setting: &str| -> Result<Vec<String>, ConfigError> {
+        list.iter()
+            .map(|h| {
+                let h = h.trim().to_ascii_lowercase();
+                let bare = h.strip_prefix("*.").unwrap_or(&h);
+                if bare.is_empty() || bare.contains(['/', ':', '*', ' ']) {
+                    Err(ConfigError::new(
+                        setting,
+                        format!("{h:?} is not a host name or *.domain"),
+                    ))
+                } else {
+                    Ok(h)
+                }
+            })
+            .collect()
+    };
+    Ok(ClientIdDocumentsConfig {
+        enabled: raw.enabled,
+        allow_hosts: hosts(&raw.allow_hosts, "client_id_documents.allow_hosts")?,
+        deny_hosts: hosts(&raw.deny_hosts, "client_id_documents.deny_hosts")?,
+        max_bytes: raw.max_bytes,
+        min_cache_secs: min,
+        max_cache_secs: max,
     })
 }
 

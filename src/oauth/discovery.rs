@@ -36,6 +36,8 @@ pub struct MetadataInput<'a> {
     pub clock_skew_secs: i64,
     /// Largest accepted JWT age in seconds.
     pub max_token_age_secs: i64,
+    /// Whether `client_id`s may be metadata document URLs.
+    pub client_id_documents: bool,
     /// Every scope some skill defines, sorted, each once.
     pub scopes: &'a [String],
 }
@@ -55,6 +57,7 @@ pub fn metadata(input: &MetadataInput<'_>) -> Value {
         "response_modes_supported": ["query"],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
+        "client_id_metadata_document_supported": input.client_id_documents,
         "scopes_supported": input.scopes,
         "grant_types_supported": [
             "authorization_code",
@@ -94,6 +97,7 @@ mod tests {
             signing_alg: "ES256",
             clock_skew_secs: 60,
             max_token_age_secs: 3600,
+            client_id_documents: false,
             scopes: &["files:read".into(), "mail:send".into()],
         });
         assert_eq!(m["issuer"], "https://as.example");
@@ -108,9 +112,9 @@ mod tests {
         assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));
         assert_eq!(m["authorization_response_iss_parameter_supported"], true);
         assert_eq!(m["scopes_supported"], json!(["files:read", "mail:send"]));
-        assert!(
-            m.get("client_id_metadata_document_supported").is_none(),
-            "not implemented yet, so not advertised"
+        assert_eq!(
+            m["client_id_metadata_document_supported"], false,
+            "off when disabled"
         );
     }
 }

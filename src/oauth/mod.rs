@@ -1,6 +1,7 @@
 //! OAuth protocol types and validation. Pure code: no web framework, no database.
 
 pub mod authorization;
+pub mod client_id_document;
 pub mod client_metadata;
 pub mod discovery;
 pub mod error;

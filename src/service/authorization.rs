@@ -15,6 +15,7 @@ use serde_json::json;
 use crate::clock::{self, UnixTime};
 use crate::crypto::sha256_hex;
 use crate::oauth::authorization::{self, AuthorizedGrants};
+use crate::oauth::client_id_document::{self, is_document_client_id};
 use crate::oauth::error::{ErrorKind, OAuthError};
 use crate::oauth::ids::OwnerId;
 use crate::oauth::oxide::{
@@ -22,7 +23,7 @@ use crate::oauth::oxide::{
 };
 use crate::service::sessions::Session;
 use crate::service::token::{announce_revoked, known_skill};
-use crate::service::{Caller, agents, skill_policy, skills, store_failure};
+use crate::service::{Caller, agents, client_documents, skill_policy, skills, store_failure};
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::models::authorization_codes::{self, CodeRow};
@@ -55,6 +56,8 @@ pub struct ConsentPage {
     pub client: ClientRow,
     /// Whether approving makes this person the agent's owner.
     pub claims_agent: bool,
+    /// For a client identified by a metadata document: the host that vouches for it.
+    pub vouched_by: Option<String>,
     /// The host the code is sent to.
     pub redirect_host: String,
     /// The skills offered.
@@ -207,8 +210,11 @@ async fn authorize_inner(
         .iter()
         .find(|(k, _)| k == "client_id")
         .map(|(_, v)| v.clone());
+    if let Some(cid) = client_id.as_deref().filter(|c| is_document_client_id(c)) {
+        client_documents::ensure_fresh(state, caller, cid).await?;
+    }
     let client = match &client_id {
-        Some(cid) if cid.len() <= 200 => state
+        Some(cid) if cid.len() <= client_id_document::MAX_URL_LEN => state
             .directory
             .client(&state.store, cid)
             .await
@@ -283,8 +289,17 @@ async fn consent_page(
             scopes,
         });
     }
+    let vouched_by = is_document_client_id(&client.client_id)
+        .then(|| {
+            url::Url::parse(&client.client_id)
+                .ok()?
+                .host_str()
+                .map(str::to_owned)
+        })
+        .flatten();
     Ok(ConsentPage {
         claims_agent: client.owner_id.is_none() && client.status == ClientStatus::Pending,
+        vouched_by,
         redirect_host: url::Url::parse(&request.redirect_uri)
             .ok()
             .and_then(|u| u.host_str().map(str::to_owned))
@@ -314,7 +329,7 @@ async fn issue_code(state: &AppState, caller: &Caller, code: IssuedCode) -> Resu
                     "client_unknown",
                 )
             })?;
-        if row.owner_id.is_none() {
+        if row.owner_id.is_none() && row.status == ClientStatus::Pending {
             // The same claim as the user-code page: pending only, policy-checked, race-safe.
             agents::claim(
                 state,
@@ -325,6 +340,8 @@ async fn issue_code(state: &AppState, caller: &Caller, code: IssuedCode) -> Resu
             )
             .await?;
         } else {
+            // An agent the person owns, or a client many people share (a metadata
+            // document client, which nobody owns): the consent is theirs alone.
             skills::check_grants(state, caller, owner.as_str(), approved.pairs()).await?;
         }
         let (o, cid, now) = (

@@ -31,6 +31,8 @@ pub struct FixedMetadata {
     pub clock_skew_secs: i64,
     /// Largest accepted JWT age in seconds.
     pub max_token_age_secs: i64,
+    /// Whether `client_id`s may be metadata document URLs.
+    pub client_id_documents: bool,
 }
 
 struct Document {
@@ -70,6 +72,7 @@ fn render(fixed: &FixedMetadata, scopes: Vec<String>) -> Document {
         signing_alg: &fixed.signing_alg,
         clock_skew_secs: fixed.clock_skew_secs,
         max_token_age_secs: fixed.max_token_age_secs,
+        client_id_documents: fixed.client_id_documents,
         scopes: &scopes,
     })
     .to_string()
@@ -118,6 +121,7 @@ mod tests {
             signing_alg: "ES256".into(),
             clock_skew_secs: 60,
             max_token_age_secs: 3600,
+            client_id_documents: true,
         }
     }
 

@@ -15,6 +15,7 @@
 
 pub mod agents;
 pub mod authorization;
+pub mod client_documents;
 pub mod client_secrets;
 pub mod directory;
 pub mod discovery;

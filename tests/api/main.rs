@@ -13,6 +13,7 @@ mod attacks;
 mod audit_history;
 mod bad_input;
 mod browser;
+mod client_id_documents;
 mod code_flow;
 mod console;
 mod discovery;

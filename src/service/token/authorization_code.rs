@@ -128,11 +128,13 @@ fn respond(state: &AppState, minted: Minted) -> Result<Issued, OAuthError> {
     Ok(issued)
 }
 
-/// Exchanges an authorization code of `client` (an active agent of `owner`).
+/// Exchanges an authorization code of `client` (an active agent of `owner`, or a client
+/// identified by a metadata document, which has none).
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn exchange_code(
     state: &AppState,
     client: &ClientRecord,
-    owner: &str,
+    owner: Option<&str>,
     code: &Secret,
     redirect_uri: Option<String>,
     code_verifier: Option<String>,
@@ -172,20 +174,21 @@ pub(super) async fn exchange_code(
         ));
     }
     authorization::verify_pkce(code_verifier.as_deref(), &row.code_challenge)?;
-    if row.owner_id != owner {
+    if owner.is_some_and(|o| o != row.owner_id) {
         return Err(invalid_grant(
             "the code was approved by someone who no longer owns this agent",
             "code_owner_mismatch",
         ));
     }
+    let person = row.owner_id.clone();
     let grants = AuthorizedGrants::from_json(&row.grants).map_err(corrupt)?;
-    let minted = mint(state, client, owner, &grants, &wanted, now).await?;
+    let minted = mint(state, client, &person, &grants, &wanted, now).await?;
     // RFC 9449 §5: refresh tokens of public clients are bound to the DPoP key they used.
     let public = client.metadata.token_endpoint_auth_method == TokenEndpointAuthMethod::None;
     let family = FamilyRow {
         family_id: random_id("fam_"),
         client_id: client.client_id.clone(),
-        owner_id: owner.to_owned(),
+        owner_id: person,
         grants: row.grants,
         dpop_jkt: if public { wanted.jkt.clone() } else { None },
         created_at: now,
@@ -223,23 +226,26 @@ pub(super) async fn exchange_code(
     respond(state, minted)
 }
 
-/// Rotates a refresh token of `client` (an active agent of `owner`).
+/// Rotates a refresh token of `client` (an active agent of `owner`, or a client identified
+/// by a metadata document, which has none).
 pub(super) async fn refresh(
     state: &AppState,
     client: &ClientRecord,
-    owner: &str,
+    owner: Option<&str>,
     refresh_token: &Secret,
     wanted: Wanted,
     now: UnixTime,
 ) -> Result<Issued, OAuthError> {
     let hash = sha256_hex(refresh_token.expose().as_bytes());
-    let (h, o, cid) = (hash.clone(), owner.to_owned(), client.client_id.clone());
+    let (h, cid) = (hash.clone(), client.client_id.clone());
     let (found, consent) = state
         .store
         .read(move |c| {
-            let found = refresh_tokens::find_token(c, &h)?;
-            let consent = consents::find(c, &o, &cid)?;
-            Ok((found, consent))
+            let Some((token, family)) = refresh_tokens::find_token(c, &h)? else {
+                return Ok((None, None));
+            };
+            let consent = consents::find(c, &family.owner_id, &cid)?;
+            Ok((Some((token, family)), consent))
         })
         .await
         .map_err(store_failure)?;
@@ -270,7 +276,7 @@ pub(super) async fn refresh(
             "refresh_expired",
         ));
     }
-    if family.owner_id != owner || client.revoked_at(family.created_at) {
+    if owner.is_some_and(|o| o != family.owner_id) || client.revoked_at(family.created_at) {
         return Err(invalid_grant(
             "the owner revoked this agent's tokens",
             "refresh_revoked_by_owner",
@@ -306,7 +312,7 @@ pub(super) async fn refresh(
     let minted = mint(
         state,
         client,
-        owner,
+        &family.owner_id,
         &granted.intersection(&consented),
         &wanted,
         now,

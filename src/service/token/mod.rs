@@ -154,7 +154,18 @@ async fn token_inner(
     let client = auth.client;
     *client_id_out = Some(client.client_id.clone());
     let jkt = dpop::check_dpop(state, headers, &endpoint, now).await?;
-    let owner = require_active(&client)?;
+    let person_grant = matches!(
+        request,
+        TokenRequest::AuthorizationCode { .. } | TokenRequest::RefreshToken { .. }
+    );
+    // A client identified by a metadata document has no owner: each person it acts for
+    // consented on their own, and the code or refresh token names them.
+    let owner = if person_grant {
+        grant_holder(&client)?
+    } else {
+        Some(require_active(&client)?)
+    };
+    let owner = owner.as_deref();
     match request {
         TokenRequest::ClientCredentials { resource, scope } => {
             if !client.metadata.has_grant(GrantType::ClientCredentials) {
@@ -164,6 +175,7 @@ async fn token_inner(
                     "grant_not_registered",
                 ));
             }
+            let owner = owner.unwrap_or_default().to_owned();
             client_credentials::grant(state, &client, owner, resource, scope, jkt, now).await
         }
         TokenRequest::TokenExchange {
@@ -196,7 +208,7 @@ async fn token_inner(
             authorization_code::exchange_code(
                 state,
                 &client,
-                &owner,
+                owner,
                 &code,
                 redirect_uri,
                 code_verifier,
@@ -216,7 +228,7 @@ async fn token_inner(
                 scope,
                 jkt,
             };
-            authorization_code::refresh(state, &client, &owner, &refresh_token, wanted, now).await
+            authorization_code::refresh(state, &client, owner, &refresh_token, wanted, now).await
         }
     }
 }
@@ -272,6 +284,18 @@ fn require_active(client: &ClientRecord) -> Result<String, OAuthError> {
             "agent_suspended",
         )),
     }
+}
+
+/// Who may hold a person's grant: an active agent (its owner is returned, and must be the
+/// person), or an active client identified by a metadata document (no owner).
+fn grant_holder(client: &ClientRecord) -> Result<Option<String>, OAuthError> {
+    if client.status == ClientStatus::Active
+        && client.owner_id.is_none()
+        && crate::oauth::client_id_document::is_document_client_id(&client.client_id)
+    {
+        return Ok(None);
+    }
+    require_active(client).map(Some)
 }
 
 /// Scopes for a skill token: the requested ones if all are granted (and, for an exchange,

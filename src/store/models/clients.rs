@@ -177,7 +177,8 @@ pub struct NewClient<'a> {
     pub created_at: UnixTime,
     /// Now.
     pub updated_at: UnixTime,
-    /// Expiry of an unclaimed registration.
+    /// Expiry of an unclaimed registration; for a client identified by a metadata
+    /// document, when the document must be fetched again.
     pub expires_at: Option<UnixTime>,
     /// Its keys' [thumbprints](crate::jose::jwks::PublicKeySet::thumbprints),
     /// when it has keys.
@@ -266,6 +267,28 @@ pub fn renew_pending(
     .execute(conn)
     .map_err(StoreError::from_diesel)?;
     Ok(n == 1)
+}
+
+/// Replaces the metadata of a client identified by a metadata document with the document
+/// fetched again, and when it must be fetched next.
+pub fn update_document(
+    conn: &mut DbConnection,
+    client_id: &str,
+    metadata: &str,
+    key_thumbprints: Option<&str>,
+    fresh_until: UnixTime,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    diesel::update(clients::table.find(client_id))
+        .set((
+            clients::metadata.eq(metadata),
+            clients::key_thumbprints.eq(key_thumbprints),
+            clients::expires_at.eq(Some(fresh_until)),
+            clients::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .map(|_| ())
+        .map_err(StoreError::from_diesel)
 }
 
 /// Replaces a registration's metadata (RFC 7592 update).
