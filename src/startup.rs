@@ -318,6 +318,9 @@ async fn purge_pending(state: web::Data<AppState>) {
         if let Err(e) = registration::purge_expired(&state.clone().into_inner()).await {
             tracing::error!(error = %e, "purging unclaimed registrations failed");
         }
+        if let Err(e) = crate::service::authorization::purge_expired(&state).await {
+            tracing::error!(error = %e, "purging expired codes and refresh tokens failed");
+        }
         let now = clock::now();
         let (before, idle_before) = (
             now - crate::service::owner_login::LOGIN_STATE_TTL,

@@ -477,3 +477,17 @@ pub async fn revoke_consent(
     announce_revoked(state, revoked).await;
     Ok(json!({"client_id": client_id, "tokens_revoked": count}))
 }
+
+/// Deletes expired authorization codes, refresh families past their absolute end and the
+/// records of expired access tokens (run periodically).
+pub async fn purge_expired(state: &AppState) -> Result<usize, StoreError> {
+    let now = clock::now();
+    state
+        .store
+        .write(move |c| {
+            let codes = authorization_codes::purge_expired(c, now)?;
+            let families = refresh_tokens::purge_expired(c, now)?;
+            Ok(codes + families)
+        })
+        .await
+}

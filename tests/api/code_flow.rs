@@ -657,3 +657,32 @@ fn discovery_advertises_the_code_flow() {
             .contains(&json!("none"))
     );
 }
+
+#[test]
+fn a_suspended_agent_is_refused_at_the_authorization_and_token_endpoints() {
+    let s = server();
+    let app = CodeClient::public(&s);
+    let alice = Browser::dev_login(&s, "alice");
+    let pkce = Pkce::new();
+    let code = alice.authorize_code(&app.authorize_path(&[SKILL], &pkce, &[]), &[SKILL]);
+    let tokens = app.exchange_ok(&s, &code, &pkce.verifier, &[]);
+    s.admin_ok(
+        "POST",
+        &format!("/admin/agents/{}/suspend", app.client_id),
+        None,
+    );
+
+    let q = redirect_params(&alice.get(&app.authorize_path(&[SKILL], &pkce, &[])));
+    assert_eq!(q["error"], "unauthorized_client", "{q:?}");
+    s.expect_refusal_audited("authorize", "agent_suspended");
+    let r = app.token(
+        &s,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ],
+        None,
+    );
+    assert_oauth_error(r, 400, "unauthorized_client");
+    s.expect_refusal_audited("token.issue", "agent_suspended");
+}

@@ -218,9 +218,17 @@ pub fn revoke_for_owner(
     revoke_where(conn, ids, reason, now)
 }
 
-/// Deletes families past their absolute end (their tokens and records go with them).
+/// Deletes families past their absolute end (their refresh tokens and records go with
+/// them; a used refresh token is kept while its family lives, so that its reuse is
+/// recognised) and the records of access tokens that have expired.
 pub fn purge_expired(conn: &mut DbConnection, before: UnixTime) -> Result<usize, StoreError> {
-    diesel::delete(refresh_families::table.filter(refresh_families::expires_at.lt(before)))
+    let issued = diesel::delete(family_tokens::table.filter(family_tokens::expires_at.lt(before)))
         .execute(conn)
-        .map_err(StoreError::from_diesel)
+        .map_err(StoreError::from_diesel)?;
+    let families = diesel::delete(
+        refresh_families::table.filter(refresh_families::expires_at.lt(before)),
+    )
+    .execute(conn)
+    .map_err(StoreError::from_diesel)?;
+    Ok(issued + families)
 }
