@@ -8,7 +8,9 @@
 --   TOKEN_FIXTURES       optional file of `assertion<TAB>dpop_proof` lines, as written by
 --                        `patron agent bench-fixtures`. Each request takes the next line:
 --                        the assertion goes into the body, the proof into the DPoP header.
---                        Lines are single use (the server refuses replayed jti).
+--                        Lines are single use (the server refuses replayed jti). A line
+--                        with nothing after the TAB sends no DPoP header (the code and
+--                        refresh fixtures of bench/code_fixtures.py).
 --   TOKEN_AUTHORIZATION  optional Authorization header value (e.g. "Basic ...").
 --   TOKEN_RATE, TOKEN_CONNS
 --                        optional pacing: aim for TOKEN_RATE requests/s in total over
@@ -116,7 +118,12 @@ function request()
     error("token.lua: fixture line " .. (used + 1) .. " has no TAB")
   end
   used = used + 1
-  wrk.headers["DPoP"] = string.sub(line, tab + 1)
+  local proof = string.sub(line, tab + 1)
+  if proof == "" then
+    wrk.headers["DPoP"] = nil
+  else
+    wrk.headers["DPoP"] = proof
+  end
   last_req = wrk.format(nil, nil, nil, body_pre .. string.sub(line, 1, tab - 1) .. body_post)
   return last_req
 end

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Patron token-endpoint benchmarks on SQLite: private_key_jwt + DPoP grant, DPoP token
-# exchange, client_secret_basic grant (right and wrong secret), introspection; plus `openssl speed ecdsap256` for the
-# crypto-bound ceiling.
+# exchange, client_secret_basic grant (right and wrong secret), introspection, the
+# authorization_code exchange and the refresh_token grant of a public client; plus
+# `openssl speed ecdsap256` for the crypto-bound ceiling.
 #
 # Usage: bench/tokens.sh [duration_secs]   (default 10; at most 45 — fixtures expire 60 s
 #                                            after they are generated)
@@ -268,6 +269,28 @@ cli admin agent approve "$SECRET_ID" --owner github:1 --grant "$RESOURCE=read,wr
 SECRET_AUTH="Basic $(printf '%s:%s' "$(uri "$SECRET_ID")" "$(uri "$SECRET_SECRET")" | base64 -w0)"
 echo "secret client $SECRET_ID approved"
 
+# A public code-flow client (token_endpoint_auth_method none), claimed by the same owner.
+# Its codes and refresh tokens are single use: bench/code_fixtures.py writes them into the
+# database before each run (the consent page is not what is measured here).
+CODE_REDIRECT="http://127.0.0.1/callback"
+reg="$(curl -fsS -X POST "http://$ADDR/register" -H 'content-type: application/json' \
+  -d "{\"client_name\":\"code bench\",\"redirect_uris\":[\"$CODE_REDIRECT\"],\"grant_types\":[\"authorization_code\",\"refresh_token\"],\"response_types\":[\"code\"],\"token_endpoint_auth_method\":\"none\"}")"
+CODE_ID="$(jq -er .client_id <<<"$reg")"
+cli admin agent approve "$CODE_ID" --owner github:1 --grant "$RESOURCE=read,write" >/dev/null
+CODE_VERIFIER="$(head -c 32 /dev/urandom | base64 -w0 | tr '+/' '-_' | tr -d '=')"
+code_fixtures() {   # code_fixtures KIND COUNT FILE
+  local t0 t1
+  t0="$(now_ms)"
+  python3 "$BENCH_DIR/code_fixtures.py" --db "$SERVER_DIR/patron.db" --client-id "$CODE_ID" \
+    --owner github:1 --resource "$RESOURCE" --scopes "read write" --redirect-uri "$CODE_REDIRECT" \
+    --verifier "$CODE_VERIFIER" --kind "$1" --count "$2" --out "$3"
+  t1="$(now_ms)"
+  GEN_SECS="$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", (b-a)/1000}')"
+}
+CODE_BODY="grant_type=authorization_code&code={A}&redirect_uri=$(uri "$CODE_REDIRECT")&code_verifier=$CODE_VERIFIER&client_id=$CODE_ID"
+REFRESH_BODY="grant_type=refresh_token&refresh_token={A}&client_id=$CODE_ID"
+echo "code-flow client $CODE_ID approved"
+
 GRANT_BODY="grant_type=client_credentials&resource=$RESOURCE_ENC&client_assertion_type=$ASSERTION_TYPE_ENC&client_assertion={A}"
 exchange_body() {
   echo "grant_type=$(uri urn:ietf:params:oauth:grant-type:token-exchange)&subject_token=$(uri "$1")&subject_token_type=$(uri urn:ietf:params:oauth:token-type:access_token)&resource=$RESOURCE_ENC&client_assertion_type=$ASSERTION_TYPE_ENC&client_assertion={A}"
@@ -284,7 +307,7 @@ check() {
   if [[ -n "$fixtures" ]]; then
     IFS=$'\t' read -r a dpop <"$fixtures"
     body="${body/\{A\}/$a}"
-    hdr+=(-H "DPoP: $dpop")
+    [[ -n "$dpop" ]] && hdr+=(-H "DPoP: $dpop")
   fi
   resp="$(curl -sS -w '\n%{http_code}' -X POST "http://$ADDR$path" "${hdr[@]}" --data "$body")"
   status="${resp##*$'\n'}"
@@ -298,6 +321,10 @@ gen_fixtures 1 "$WORK_DIR/check.tsv" >/dev/null
 check exchange /token "$(exchange_body "$(agent_token)")" "" "$WORK_DIR/check.tsv"
 check secret /token "$SECRET_BODY" "$SECRET_AUTH" ""
 check introspect /introspect "token=$(uri "$(secret_skill_token)")" "$SECRET_AUTH" ""
+code_fixtures code 1 "$WORK_DIR/check.tsv"
+check code /token "$CODE_BODY" "" "$WORK_DIR/check.tsv"
+code_fixtures refresh 1 "$WORK_DIR/check.tsv"
+check refresh /token "$REFRESH_BODY" "" "$WORK_DIR/check.tsv"
 rm -f "$WORK_DIR/check.tsv"
 
 # ---------------------------------------------------------------- scenarios
@@ -317,6 +344,11 @@ for conns in $CONNS; do
 
   itoken="$(secret_skill_token)"   # fresh: the skill token lives 300 s
   run_scenario introspect "$conns" /introspect "token=$(uri "$itoken")" "$SECRET_AUTH" ""
+
+  code_fixtures code "$COUNT" "$WORK_DIR/code.tsv"
+  run_scenario code "$conns" /token "$CODE_BODY" "" "$WORK_DIR/code.tsv"
+  code_fixtures refresh "$COUNT" "$WORK_DIR/refresh.tsv"
+  run_scenario refresh "$conns" /token "$REFRESH_BODY" "" "$WORK_DIR/refresh.tsv"
 done
 
 if (( PACED_RATE > 0 )); then
@@ -360,6 +392,8 @@ EXCHANGE_BOUND="$(bound 3)"
   echo "secret:     client_credentials, client_secret_basic + resource (no DPoP)"
   echo "secret_bad: the same with a wrong secret: every answer is 401 (all non-200, as intended)"
   echo "introspect: POST /introspect of a skill token, client_secret_basic"
+  echo "code:       authorization_code exchange with PKCE of a public client (one code per request; refresh token issued)"
+  echo "refresh:    refresh_token grant of the same client (one refresh token per request, rotated)"
   echo "NAME@RATE:  the same, paced by token.lua to about RATE requests/s offered (not saturated)"
   echo "non-200: counted by token.lua. fixtures: lines used / generated / ok or EXHAUSTED."
   echo "gen: time to generate that run's fixtures (before the run, while the server is idle)."
