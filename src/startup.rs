@@ -205,7 +205,7 @@ impl Application {
                         .add(("Referrer-Policy", "no-referrer"))
                         .add((
                             "Content-Security-Policy",
-                            "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+                            crate::http::content_security_policy(None),
                         )),
                 )
                 .wrap(from_fn(crate::http::request_id))

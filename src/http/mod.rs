@@ -17,6 +17,18 @@ use actix_web::web;
 
 use crate::state::AppState;
 
+/// The Content-Security-Policy of every response: no scripts, styles and images from this
+/// origin only, no framing, and forms posted to this origin only, or also to `form_target`
+/// (the consent page, whose form's answer redirects to the client's redirect URI: browsers
+/// apply `form-action` to that redirect too).
+pub fn content_security_policy(form_target: Option<&str>) -> String {
+    let extra = form_target.map(|t| format!(" {t}")).unwrap_or_default();
+    format!(
+        "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; \
+         base-uri 'none'; form-action 'self'{extra}"
+    )
+}
+
 /// The whole route table.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(home::configure)

@@ -3,6 +3,9 @@
 //! `oidc-provider`, run by `tests/support/oidc/provider.mjs` under Node), claiming an agent,
 //! granting a skill and suspending the agent, while the agent asks for tokens over HTTP.
 //!
+//! A second story runs the authorization code flow's consent page: a person logs in with the
+//! development login, approves an app and lands on the app's redirect URI with a code.
+//!
 //! Needs `chromium`, `chromium-driver` and `nodejs` (Debian packages) and
 //! `npm ci --prefix tests/support/oidc`; `.ci/run` installs them. Without them the test fails
 //! and says what to install. Screenshots of the main pages land in `target/screenshots/`.
@@ -19,6 +22,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use patron::service::sessions::SESSION_COOKIE;
 use serde_json::{Value, json};
 
+use crate::helpers::code_flow::{CodeClient, Pkce, ok_json};
+use crate::helpers::console::console_builder;
 use crate::helpers::{
     ADMIN, Agent, AgentKey, SKILL, TestServer, agent_metadata, assert_oauth_error, claims_of,
     free_port,
@@ -159,6 +164,8 @@ struct Browser {
     rt: tokio::runtime::Runtime,
     client: Option<Client>,
     driver: Child,
+    /// chromedriver's port, for what the WebDriver client does not expose (the console log).
+    driver_port: u16,
     driver_log: PathBuf,
     _profile: tempfile::TempDir,
 }
@@ -241,6 +248,8 @@ impl Browser {
                 ],
             }),
         );
+        // What the page's console says (CSP refusals among it), read on failure.
+        caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
         let connected = rt.block_on(
             ClientBuilder::new(HttpConnector::new())
                 .capabilities(caps)
@@ -260,6 +269,7 @@ impl Browser {
             rt,
             client: Some(client),
             driver,
+            driver_port: port,
             driver_log,
             _profile: profile,
         }
@@ -293,10 +303,40 @@ impl Browser {
             .block_on(async { self.client().find(Locator::Css("body")).await?.text().await })
             .unwrap_or_default();
         self.screenshot("failure");
+        let console = self.console_log();
         panic!(
             "{what} (waited {WAIT:?})\nbrowser at {url}\npage text:\n{text}\n\
-             (screenshot: target/screenshots/failure.png)"
+             browser console:\n{console}\n(screenshot: target/screenshots/failure.png)"
         );
+    }
+
+    /// The browser console's messages so far (chromedriver's log endpoint), one a line.
+    fn console_log(&self) -> String {
+        let Ok(Some(id)) = self.rt.block_on(self.client().session_id()) else {
+            return "(no session id)".into();
+        };
+        let answer = reqwest::blocking::Client::new()
+            .post(format!(
+                "http://127.0.0.1:{}/session/{id}/se/log",
+                self.driver_port
+            ))
+            .json(&json!({"type": "browser"}))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .and_then(|r| r.json::<Value>());
+        match answer {
+            Ok(v) => v["value"]
+                .as_array()
+                .map(|entries| {
+                    entries
+                        .iter()
+                        .map(|e| format!("{} {}", e["level"], e["message"]))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+                .unwrap_or_else(|| v.to_string()),
+            Err(e) => format!("(could not read the console log: {e})"),
+        }
     }
 
     /// Waits for the element `css` to appear and returns it.
@@ -367,6 +407,22 @@ impl Browser {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The visible text of the element `css` (waiting for it to appear).
+    fn text_of(&self, css: &str) -> String {
+        let element = self.wait_for(css);
+        match self.rt.block_on(element.text()) {
+            Ok(t) => t,
+            Err(e) => self.fail(&format!("could not read the text of `{css}`: {e}")),
+        }
+    }
+
+    /// The attribute `name` of `element`, if it has one.
+    fn attr(&self, element: &Element, name: &str) -> Option<String> {
+        self.rt
+            .block_on(element.attr(name))
+            .unwrap_or_else(|e| panic!("attribute {name}: {e}"))
     }
 
     fn click(&self, element: &Element, what: &str) {
@@ -611,4 +667,236 @@ fn an_owner_logs_in_with_openid_claims_an_agent_grants_a_skill_and_suspends_it_i
         "dashboard shows the grant"
     );
     browser.screenshot("console-7-dashboard");
+}
+
+// ---- the consent page of the authorization code flow --------------------------------------
+
+/// A code-flow client's redirect target on loopback: answers every request `200 ok` and
+/// reports each request target (path and query); ended on drop.
+struct RedirectTarget {
+    port: u16,
+    requests: mpsc::Receiver<String>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RedirectTarget {
+    fn start() -> Self {
+        use std::io::{Read, Write};
+        let listener =
+            std::net::TcpListener::bind("127.0.0.1:0").expect("bind the redirect target");
+        let port = listener.local_addr().expect("local address").port();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (tx, requests) = mpsc::channel();
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut stream) = stream else { continue };
+                let tx = tx.clone();
+                // A thread per connection: a preconnected socket the browser never uses
+                // must not hold up the next request.
+                std::thread::spawn(move || {
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 * 1024 {
+                        match stream.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head);
+                    if let Some(target) = head.lines().next().and_then(|l| l.split(' ').nth(1)) {
+                        let _ = tx.send(target.to_owned());
+                    }
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\
+                          Connection: close\r\n\r\nok",
+                    );
+                });
+            }
+        });
+        RedirectTarget {
+            port,
+            requests,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn origin(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The request targets received so far.
+    fn received(&self) -> Vec<String> {
+        self.requests.try_iter().collect()
+    }
+}
+
+impl Drop for RedirectTarget {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wakes the accept loop so that it sees the flag.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+const APP_NAME: &str = "Consent page test app";
+
+#[test]
+fn a_person_logs_in_reviews_the_consent_page_and_approves_an_app_in_a_browser() {
+    let s = console_builder().start();
+    s.put_skill(json!({
+        "audience": SKILL, "name": "Team files", "scopes": "files:read files:write",
+        "ttl_secs": 120, "require_dpop": false, "grantable_by": ["any"],
+    }));
+    let patron = s.base.clone();
+    let target = RedirectTarget::start();
+    let callback = format!("{}/callback", target.origin());
+    let app = CodeClient::with(
+        &s,
+        json!({
+            "client_name": APP_NAME,
+            "redirect_uris": [callback],
+            "token_endpoint_auth_method": "none",
+        }),
+    );
+    let pkce = Pkce::new();
+    let state = crate::helpers::unique();
+    let path = app.authorize_path(
+        &[SKILL],
+        &pkce,
+        &[
+            ("redirect_uri", &callback),
+            ("state", &state),
+            ("scope", "files:read"),
+        ],
+    );
+
+    let browser = Browser::start();
+
+    // The authorization request sends a stranger to the login page, whose development login
+    // returns to the request.
+    browser.goto(&s.url(&path));
+    browser.wait_for_page(&patron, "/console/login");
+    let return_to = browser.wait_for("form[action='/console/login/dev'] input[name=return_to]");
+    assert_eq!(
+        browser.attr(&return_to, "value").as_deref(),
+        Some(path.as_str()),
+        "the login form returns to the authorization request"
+    );
+    browser.type_into(
+        "form[action='/console/login/dev'] input[name=name]",
+        "alice",
+    );
+    browser.screenshot("consent-1-dev-login");
+    let log_in = browser.wait_for("form[action='/console/login/dev'] button[type=submit]");
+    browser.click(&log_in, "Log in (development login)");
+
+    // Logged in, back at /authorize: the consent page.
+    browser.wait_for_page(&patron, "/authorize");
+    browser.wait_for("form#consent-form");
+    let client_table = browser.text_of("table#consent-client");
+    assert!(
+        client_table.contains(APP_NAME),
+        "the consent page names the app: {client_table}"
+    );
+    assert!(
+        client_table.contains(&app.client_id),
+        "the consent page shows the client id: {client_table}"
+    );
+    // A public client has no keys: the row lists no thumbprint.
+    assert!(
+        client_table
+            .lines()
+            .any(|l| l.starts_with("Key thumbprints none")),
+        "a public client has no key thumbprints: {client_table}"
+    );
+    assert!(
+        client_table.contains("127.0.0.1"),
+        "the consent page shows where it sends the person back: {client_table}"
+    );
+    let claims = browser.text_of("p#claims-agent");
+    assert!(claims.contains("owner"), "{claims}");
+    let form = browser.text_of("form#consent-form");
+    assert!(
+        form.contains("Team files") && form.contains(SKILL) && form.contains("files:read"),
+        "the consent page offers the asked-for skill and scope: {form}"
+    );
+    assert!(
+        !form.contains("files:write"),
+        "only the asked-for scope is offered: {form}"
+    );
+    let grant = browser.wait_for(&format!(
+        "form#consent-form input[type=checkbox][name=grant][value='{SKILL}']"
+    ));
+    assert!(browser.is_checked(&grant), "the asked-for skill is ticked");
+    let session: Vec<_> = browser
+        .cookies()
+        .into_iter()
+        .filter(|c| c.name() == SESSION_COOKIE)
+        .collect();
+    assert_eq!(session.len(), 1, "logged in with one session cookie");
+    browser.screenshot("consent-2-consent-page");
+
+    // Approve: the browser lands on the app's redirect URI with the code, state and iss.
+    let approve = browser.wait_for("form#consent-form button#approve");
+    assert_eq!(browser.attr(&approve, "value").as_deref(), Some("approve"));
+    browser.click(&approve, "Approve");
+    let origin = target.origin();
+    let landed = browser.wait_for_url(
+        &format!("the app's redirect URI {callback} (after Approve)"),
+        |u| u.origin().ascii_serialization() == origin && u.path() == "/callback",
+    );
+    browser.wait_for_text("body", "ok");
+    browser.screenshot("consent-3-redirected");
+    let q: std::collections::HashMap<String, String> = landed.query_pairs().into_owned().collect();
+    assert_eq!(q.get("state"), Some(&state), "{landed}");
+    assert_eq!(q.get("iss"), Some(&patron), "RFC 9207 iss: {landed}");
+    assert!(!q.contains_key("error"), "{landed}");
+    let code = q
+        .get("code")
+        .unwrap_or_else(|| panic!("no code in {landed}"))
+        .clone();
+    assert!(
+        target
+            .received()
+            .iter()
+            .any(|t| t.starts_with("/callback?") && t.contains(&format!("code={code}"))),
+        "the app's server received the redirect"
+    );
+
+    // The code is real: the app exchanges it for alice's token at the skill.
+    let tokens = ok_json(app.token(
+        &s,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", &callback),
+            ("code_verifier", &pkce.verifier),
+        ],
+        None,
+    ));
+    assert_eq!(tokens["scope"], "files:read");
+    let claims = claims_of(tokens["access_token"].as_str().expect("access_token"));
+    assert_eq!(claims["aud"], SKILL);
+    assert_eq!(claims["sub"], "dev:alice");
+    assert_eq!(claims["client_id"], app.client_id.as_str());
+    assert!(tokens["refresh_token"].is_string(), "{tokens}");
+
+    // alice's dashboard lists the app she authorized.
+    browser.goto(&format!("{patron}/console"));
+    browser.wait_for_page(&patron, "/console");
+    let dashboard = browser.text_of("body");
+    assert!(
+        dashboard.contains("Apps you have authorized") && dashboard.contains(&app.client_id),
+        "{dashboard}"
+    );
 }

@@ -5,7 +5,7 @@
 use diesel::prelude::*;
 use serde_json::{Value, json};
 
-use crate::helpers::code_flow::{CodeClient, Pkce, REDIRECT, redirect_params};
+use crate::helpers::code_flow::{CodeClient, Pkce, REDIRECT};
 use crate::helpers::console::{Browser, console_builder};
 use crate::helpers::https::{HttpsFiles, https_files};
 use crate::helpers::{SKILL, Spawn, TestServer, claims_of};

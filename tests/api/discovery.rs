@@ -57,17 +57,27 @@ fn metadata_lists_the_implemented_endpoints_the_validation_profile_and_nothing_m
         .unwrap();
     assert!(methods.contains(&serde_json::json!("private_key_jwt")));
     assert!(
-        !methods.contains(&serde_json::json!("none")),
-        "no public-client grant yet"
+        methods.contains(&serde_json::json!("none")),
+        "public clients use the code flow"
     );
-    // REQUIRED by RFC 8414, and empty until the authorization endpoint exists.
-    assert_eq!(m["response_types_supported"], serde_json::json!([]));
-    for absent in ["authorization_endpoint", "code_challenge_methods_supported"] {
+    assert_eq!(m["authorization_endpoint"], s.url("/authorize"));
+    assert_eq!(m["response_types_supported"], serde_json::json!(["code"]));
+    assert_eq!(
+        m["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+    for absent in [
+        "device_authorization_endpoint",
+        "userinfo_endpoint",
+        "end_session_endpoint",
+    ] {
         assert!(
             m.get(absent).is_none(),
             "{absent} is advertised but not implemented"
         );
     }
+    let response_modes = m["response_modes_supported"].as_array().unwrap();
+    assert_eq!(response_modes, &vec![serde_json::json!("query")]);
 }
 
 fn metadata(s: &TestServer) -> Value {

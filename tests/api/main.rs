@@ -26,6 +26,7 @@ mod jwks_uri;
 mod keys;
 mod mail;
 mod management;
+mod mcp;
 mod ops;
 mod redis_tls;
 mod registration;

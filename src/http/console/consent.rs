@@ -91,9 +91,30 @@ fn answer(
                 offered: page.offered,
                 refused: page.refused,
             };
-            Ok(html(StatusCode::OK, &t))
+            let mut resp = html(StatusCode::OK, &t);
+            // The form's answer redirects to the client: let the browser follow it there.
+            let csp = crate::http::content_security_policy(
+                form_target(&page.request.redirect_uri).as_deref(),
+            );
+            if let Ok(v) = header::HeaderValue::from_str(&csp) {
+                resp.headers_mut()
+                    .insert(header::CONTENT_SECURITY_POLICY, v);
+            }
+            Ok(resp)
         }
     }
+}
+
+/// The CSP source of a redirect URI: its origin (`http://127.0.0.1:53123`), or its scheme
+/// for a private-use scheme of a native app (`com.example.app:`).
+fn form_target(redirect_uri: &str) -> Option<String> {
+    let url = url::Url::parse(redirect_uri).ok()?;
+    let source = match url.origin() {
+        url::Origin::Tuple(..) => url.origin().ascii_serialization(),
+        url::Origin::Opaque(_) => format!("{}:", url.scheme()),
+    };
+    // A source expression holds no separators or quotes.
+    (!source.contains([';', ',', '\'', ' '])).then_some(source)
 }
 
 /// `GET /authorize`.

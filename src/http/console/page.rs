@@ -204,7 +204,8 @@ pub fn thumbprints(meta: Option<&ClientMetadata>) -> Vec<String> {
             .unwrap_or_default(),
         None => match meta.and_then(|m| m.jwks_uri.as_ref()) {
             Some(u) => vec![format!("keys at {u}")],
-            None => vec!["none (client secret)".into()],
+            None if meta.is_some_and(|m| m.uses_secret()) => vec!["none (client secret)".into()],
+            None => vec![],
         },
     }
 }

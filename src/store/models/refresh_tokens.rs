@@ -225,10 +225,9 @@ pub fn purge_expired(conn: &mut DbConnection, before: UnixTime) -> Result<usize,
     let issued = diesel::delete(family_tokens::table.filter(family_tokens::expires_at.lt(before)))
         .execute(conn)
         .map_err(StoreError::from_diesel)?;
-    let families = diesel::delete(
-        refresh_families::table.filter(refresh_families::expires_at.lt(before)),
-    )
-    .execute(conn)
-    .map_err(StoreError::from_diesel)?;
+    let families =
+        diesel::delete(refresh_families::table.filter(refresh_families::expires_at.lt(before)))
+            .execute(conn)
+            .map_err(StoreError::from_diesel)?;
     Ok(issued + families)
 }
