@@ -49,6 +49,17 @@ pub fn serialize_exposed<S: serde::Serializer>(secret: &Secret, s: S) -> Result<
     s.serialize_str(secret.expose())
 }
 
+/// Serialises an optional secret's value (for response bodies that carry one).
+pub fn serialize_exposed_option<S: serde::Serializer>(
+    secret: &Option<Secret>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(v) => s.serialize_str(v.expose()),
+        None => s.serialize_none(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,16 +82,5 @@ mod tests {
         assert_eq!(s.expose(), "tok");
         let json = serde_json::to_string(&Out { token: s }).unwrap();
         assert_eq!(json, r#"{"token":"tok"}"#);
-    }
-}
-
-/// Serialises an optional secret's value (for response bodies that carry one).
-pub fn serialize_exposed_option<S: serde::Serializer>(
-    secret: &Option<Secret>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    match secret {
-        Some(v) => s.serialize_str(v.expose()),
-        None => s.serialize_none(),
     }
 }
