@@ -445,12 +445,14 @@ pub async fn revoke_consent(
     client_id: &str,
 ) -> Result<serde_json::Value, OAuthError> {
     let now = clock::now();
+    let until = crate::service::token::revoked_until(state, now);
     let (o, cid) = (owner_id.to_owned(), client_id.to_owned());
     let result = state
         .store
         .write(move |c| {
             let existed = consents::delete(c, &o, &cid)?;
-            let revoked = refresh_tokens::revoke_for_consent(c, &o, &cid, "consent_revoked", now)?;
+            let revoked =
+                refresh_tokens::revoke_for_consent(c, &o, &cid, "consent_revoked", now, until)?;
             Ok::<_, StoreError>((existed, revoked))
         })
         .await

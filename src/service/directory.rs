@@ -58,7 +58,7 @@ struct Cached<T> {
 
 /// All skills by stored audience, and by [`Audience::key`] where that names one skill.
 #[derive(Default)]
-struct SkillMap {
+pub struct SkillMap {
     by_audience: HashMap<String, Arc<SkillRow>>,
     by_key: HashMap<String, Arc<SkillRow>>,
 }
@@ -85,7 +85,7 @@ impl SkillMap {
     /// The skill stored under `audience`, else the one whose audience is a variant of it
     /// (`HTTPS://A.EXAMPLE` for `https://a.example/`). Exact names, what agents send,
     /// cost no parsing.
-    fn get(&self, audience: &str) -> Option<Arc<SkillRow>> {
+    pub fn get(&self, audience: &str) -> Option<Arc<SkillRow>> {
         self.by_audience
             .get(audience)
             .or_else(|| self.by_key.get(&Audience::key(audience)))
@@ -209,24 +209,33 @@ impl Directory {
         store: &Store,
         audience: &str,
     ) -> Result<Option<Arc<SkillRow>>, StoreError> {
+        Ok(self.skills(store).await?.get(audience))
+    }
+
+    /// Every skill, from the cache when fresh: for a check that runs where nothing can be
+    /// awaited (inside a database write).
+    pub async fn skills(&self, store: &Store) -> Result<Arc<SkillMap>, StoreError> {
         let now = clock::monotonic();
         if let Ok(guard) = self.skills.read() {
-            if let Some(c) = guard.as_ref() {
-                if now - c.loaded < MAX_AGE_SECS {
-                    return Ok(c.value.as_ref().and_then(|m| m.get(audience)));
+            if let Some(Cached {
+                value: Some(map),
+                loaded,
+            }) = guard.as_ref()
+            {
+                if now - loaded < MAX_AGE_SECS {
+                    return Ok(map.clone());
                 }
             }
         }
         let all = store.read(skills::all).await?;
-        let map = SkillMap::new(all);
-        let found = map.get(audience);
+        let map = Arc::new(SkillMap::new(all));
         if let Ok(mut guard) = self.skills.write() {
             *guard = Some(Cached {
-                value: Some(Arc::new(map)),
+                value: Some(map.clone()),
                 loaded: now,
             });
         }
-        Ok(found)
+        Ok(map)
     }
 
     /// Drops the skill cache (after a change through this replica).

@@ -70,6 +70,7 @@ pub async fn revoke_all(
     owner: &str,
 ) -> Result<Value, OAuthError> {
     let now: UnixTime = clock::now();
+    let until = crate::service::token::revoked_until(state, now);
     let own = owner.to_owned();
     let result = async {
         OwnerId::parse(owner)?;
@@ -77,7 +78,8 @@ pub async fn revoke_all(
             .store
             .write(move |c| {
                 let found = owners::revoke_all(c, &own, now)?;
-                let families = refresh_tokens::revoke_for_owner(c, &own, "owner_revoked_all", now)?;
+                let families =
+                    refresh_tokens::revoke_for_owner(c, &own, "owner_revoked_all", now, until)?;
                 Ok::<_, crate::store::StoreError>((found, families))
             })
             .await

@@ -178,20 +178,11 @@ diesel::table! {
     }
 }
 
-diesel::table! {
-    family_tokens (jti) {
-        jti -> Text,
-        family_id -> Text,
-        expires_at -> BigInt,
-    }
-}
-
 diesel::joinable!(clients -> owners (owner_id));
 diesel::joinable!(sessions -> owners (owner_id));
 diesel::joinable!(grants -> clients (client_id));
 diesel::joinable!(enrollment_tokens -> owners (owner_id));
 diesel::joinable!(refresh_tokens -> refresh_families (family_id));
-diesel::joinable!(family_tokens -> refresh_families (family_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     owners,
@@ -203,7 +194,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     authorization_codes,
     refresh_families,
     refresh_tokens,
-    family_tokens,
     signing_keys,
     revoked_tokens,
     audit_events,

@@ -30,7 +30,8 @@ CREATE TABLE authorization_codes (
 CREATE INDEX authorization_codes_expires_idx ON authorization_codes (expires_at);
 
 -- One family per code exchange: every refresh token rotated from it, and the access tokens
--- issued in it (family_tokens), end together when it is revoked.
+-- issued in it (which carry the family id in `patron_chain`), end together when it is
+-- revoked (the family id then joins revoked_tokens).
 CREATE TABLE refresh_families (
     family_id TEXT PRIMARY KEY,
     client_id TEXT NOT NULL REFERENCES clients (client_id) ON DELETE CASCADE,
@@ -55,9 +56,3 @@ CREATE TABLE refresh_tokens (
 );
 CREATE INDEX refresh_tokens_family_idx ON refresh_tokens (family_id);
 
-CREATE TABLE family_tokens (
-    jti TEXT PRIMARY KEY,
-    family_id TEXT NOT NULL REFERENCES refresh_families (family_id) ON DELETE CASCADE,
-    expires_at BIGINT NOT NULL
-);
-CREATE INDEX family_tokens_family_idx ON family_tokens (family_id);

@@ -50,7 +50,9 @@ pub use client_auth::{
 pub use dpop::DpopNonces;
 pub use exchange::validate_issued;
 pub use introspection::introspect;
-pub use revocation::{JtiRevocation, announce_revoked, revoke, revoke_jti, sync_revocations};
+pub use revocation::{
+    JtiRevocation, announce_revoked, revoke, revoke_jti, revoked_until, sync_revocations,
+};
 
 /// What the HTTP layer hands over besides the form.
 #[derive(Debug, Default)]

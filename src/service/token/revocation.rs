@@ -98,6 +98,7 @@ async fn revoke_refresh(
 ) -> Result<(), OAuthError> {
     let hash = crate::crypto::sha256_hex(token.expose().as_bytes());
     let cid = client_id.to_owned();
+    let until = revoked_until(state, now);
     let revoked = state
         .store
         .write(move |c| match refresh_tokens::find_token(c, &hash)? {
@@ -106,6 +107,7 @@ async fn revoke_refresh(
                 &family.family_id,
                 "refresh_revoked_by_client",
                 now,
+                until,
             )
             .map(Some),
             _ => Ok(None),
@@ -114,10 +116,9 @@ async fn revoke_refresh(
         .map_err(store_failure)?;
     match revoked {
         Some(jtis) => {
-            state.audit.record(ev.detail(format!(
-                "refresh token family, with {} live access tokens",
-                jtis.len()
-            )));
+            state
+                .audit
+                .record(ev.detail("the refresh token's grant, with its access tokens"));
             announce_revoked(state, jtis).await;
         }
         None => state
@@ -125,6 +126,12 @@ async fn revoke_refresh(
             .record(ev.reason("refresh_unknown").detail("nothing to revoke")),
     }
     Ok(())
+}
+
+/// Until when a revocation made `now` must be kept when the token's own `exp` is not known:
+/// past it, no token Patron issued before `now` can still be valid.
+pub fn revoked_until(state: &AppState, now: UnixTime) -> UnixTime {
+    now + state.config.keys.max_token_lifetime_secs + state.config.validation.clock_skew_secs
 }
 
 /// Tells every replica (this one included) about access tokens whose revocation is already
@@ -162,9 +169,7 @@ pub async fn revoke_jti(
     let result = async {
         let jti = Jti::parse(unverified_jti)
             .map_err(|e| OAuthError::new(ErrorKind::InvalidRequest, e.to_string(), e.reason()))?;
-        let until = now
-            + state.config.keys.max_token_lifetime_secs
-            + state.config.validation.clock_skew_secs;
+        let until = revoked_until(state, now);
         let stored = jti.as_str().to_owned();
         state
             .store

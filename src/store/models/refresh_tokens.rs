@@ -1,13 +1,13 @@
 //! Refresh tokens (RFC 6749 §6) and their families: one family per code exchange, holding
-//! every refresh token rotated from it and the `jti`s of the access tokens issued in it, so
-//! that revoking the family (a replayed refresh token or code, a revoked consent, the
-//! owner's kill switch) ends all of them.
+//! every refresh token rotated from it. The access tokens issued in a family carry its id
+//! in `patron_chain`, so revoking the family (a replayed refresh token or code, a revoked
+//! consent, the owner's kill switch) records its id as revoked, which ends all of them.
 
 use diesel::prelude::*;
 
 use crate::clock::UnixTime;
 use crate::store::models::revoked_tokens;
-use crate::store::schema::{family_tokens, refresh_families, refresh_tokens};
+use crate::store::schema::{refresh_families, refresh_tokens};
 use crate::store::{DbConnection, StoreError};
 
 /// A stored family.
@@ -79,24 +79,6 @@ pub fn insert_token(
         .map_err(StoreError::from_diesel)
 }
 
-/// Records an access token issued in `family_id`.
-pub fn insert_issued(
-    conn: &mut DbConnection,
-    jti: &str,
-    family_id: &str,
-    expires_at: UnixTime,
-) -> Result<(), StoreError> {
-    diesel::insert_into(family_tokens::table)
-        .values((
-            family_tokens::jti.eq(jti),
-            family_tokens::family_id.eq(family_id),
-            family_tokens::expires_at.eq(expires_at),
-        ))
-        .execute(conn)
-        .map(|_| ())
-        .map_err(StoreError::from_diesel)
-}
-
 /// A refresh token and its family.
 pub fn find_token(
     conn: &mut DbConnection,
@@ -129,27 +111,15 @@ pub fn mark_used(
     .map_err(StoreError::from_diesel)
 }
 
-/// The live access tokens of a revoked family: `(jti, exp)` of those not yet expired.
-fn live_issued(
-    conn: &mut DbConnection,
-    family_ids: &[String],
-    now: UnixTime,
-) -> Result<Vec<(String, UnixTime)>, StoreError> {
-    family_tokens::table
-        .filter(family_tokens::family_id.eq_any(family_ids))
-        .filter(family_tokens::expires_at.gt(now))
-        .select((family_tokens::jti, family_tokens::expires_at))
-        .load(conn)
-        .map_err(StoreError::from_diesel)
-}
-
-/// Revokes the families `ids` and records the revocation of the live access tokens issued
-/// in them; returns those `(jti, exp)`, for the caller to tell the other replicas.
-fn revoke_where(
+/// Revokes the families `ids` and records their ids as revoked until `until` (when no
+/// access token issued in them can still be valid); returns `(family_id, until)` for the
+/// caller to tell the other replicas.
+fn revoke_ids(
     conn: &mut DbConnection,
     ids: Vec<String>,
     reason: &str,
     now: UnixTime,
+    until: UnixTime,
 ) -> Result<Vec<(String, UnixTime)>, StoreError> {
     if ids.is_empty() {
         return Ok(Vec::new());
@@ -161,11 +131,10 @@ fn revoke_where(
         ))
         .execute(conn)
         .map_err(StoreError::from_diesel)?;
-    let live = live_issued(conn, &ids, now)?;
-    for (jti, exp) in &live {
-        revoked_tokens::insert(conn, jti, None, *exp, now)?;
+    for id in &ids {
+        revoked_tokens::insert(conn, id, None, until, now)?;
     }
-    Ok(live)
+    Ok(ids.into_iter().map(|id| (id, until)).collect())
 }
 
 /// Revokes one family (if not revoked yet).
@@ -174,6 +143,7 @@ pub fn revoke_family(
     family_id: &str,
     reason: &str,
     now: UnixTime,
+    until: UnixTime,
 ) -> Result<Vec<(String, UnixTime)>, StoreError> {
     let ids = refresh_families::table
         .filter(refresh_families::family_id.eq(family_id))
@@ -181,7 +151,7 @@ pub fn revoke_family(
         .select(refresh_families::family_id)
         .load(conn)
         .map_err(StoreError::from_diesel)?;
-    revoke_where(conn, ids, reason, now)
+    revoke_ids(conn, ids, reason, now, until)
 }
 
 /// Revokes every live family of one person for one client (a revoked consent).
@@ -191,6 +161,7 @@ pub fn revoke_for_consent(
     client_id: &str,
     reason: &str,
     now: UnixTime,
+    until: UnixTime,
 ) -> Result<Vec<(String, UnixTime)>, StoreError> {
     let ids = refresh_families::table
         .filter(refresh_families::owner_id.eq(owner_id))
@@ -199,7 +170,7 @@ pub fn revoke_for_consent(
         .select(refresh_families::family_id)
         .load(conn)
         .map_err(StoreError::from_diesel)?;
-    revoke_where(conn, ids, reason, now)
+    revoke_ids(conn, ids, reason, now, until)
 }
 
 /// Revokes every live family of one person (the kill switch).
@@ -208,6 +179,7 @@ pub fn revoke_for_owner(
     owner_id: &str,
     reason: &str,
     now: UnixTime,
+    until: UnixTime,
 ) -> Result<Vec<(String, UnixTime)>, StoreError> {
     let ids = refresh_families::table
         .filter(refresh_families::owner_id.eq(owner_id))
@@ -215,19 +187,13 @@ pub fn revoke_for_owner(
         .select(refresh_families::family_id)
         .load(conn)
         .map_err(StoreError::from_diesel)?;
-    revoke_where(conn, ids, reason, now)
+    revoke_ids(conn, ids, reason, now, until)
 }
 
-/// Deletes families past their absolute end (their refresh tokens and records go with
-/// them; a used refresh token is kept while its family lives, so that its reuse is
-/// recognised) and the records of access tokens that have expired.
+/// Deletes families past their absolute end, with their refresh tokens (a used refresh
+/// token is kept while its family lives, so that its reuse is recognised).
 pub fn purge_expired(conn: &mut DbConnection, before: UnixTime) -> Result<usize, StoreError> {
-    let issued = diesel::delete(family_tokens::table.filter(family_tokens::expires_at.lt(before)))
+    diesel::delete(refresh_families::table.filter(refresh_families::expires_at.lt(before)))
         .execute(conn)
-        .map_err(StoreError::from_diesel)?;
-    let families =
-        diesel::delete(refresh_families::table.filter(refresh_families::expires_at.lt(before)))
-            .execute(conn)
-            .map_err(StoreError::from_diesel)?;
-    Ok(issued + families)
+        .map_err(StoreError::from_diesel)
 }
