@@ -6,7 +6,10 @@
 //! signature against Patron's JWKS, its `iss`, `aud`, `exp` and scope.
 //!
 //! The peers are `tests/support/mcp/server.py` and `client.py`; `scripts/test` installs the
-//! SDK. Patron does not support Client ID Metadata Documents, so the client registers by DCR.
+//! SDK. A second run gives the SDK a Client ID Metadata Document URL instead (published on a
+//! local HTTPS server Patron trusts): seeing `client_id_metadata_document_supported` in
+//! Patron's metadata, it uses that URL as its client id and never registers; Patron fetches
+//! the document, and the client is shared, owned by nobody.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -20,6 +23,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::code_flow::{CodeClient, Pkce};
 use crate::helpers::console::{Browser, console_builder};
+use crate::helpers::https::https_files;
 use crate::helpers::{AgentKey, SKILL, TestServer, claims_of, header_of};
 
 /// The scope the MCP server requires (and names in its metadata).
@@ -175,20 +179,23 @@ fn find_request(requests: &[Value], from: usize, method: &str, url: &str, status
         })
 }
 
-#[test]
-fn the_mcp_sdk_client_discovers_patron_registers_gets_consent_calls_tools_and_refreshes() {
-    require_mcp_sdk();
-    let s = console_builder().start();
-    let mcp = McpServer::start(&s);
-    // A 10 s token: long enough for the first session, short enough to expire before the
-    // second, which must refresh.
+/// Starts the MCP server for `s` and its skill, whose 10 s tokens are long enough for the
+/// client's first session and short enough to expire before its second, which must refresh;
+/// and another skill, which the consent page must not offer.
+fn serve_mcp(s: &TestServer) -> McpServer {
+    let mcp = McpServer::start(s);
     s.add_skill(&mcp.url, "notes:read notes:write", 10, false, None);
     s.add_skill(SKILL, "files:read", 120, false, None);
+    mcp
+}
 
+/// Runs `client.py` against `mcp` as `person`, with `extra` arguments; what it printed.
+fn run_client(mcp: &McpServer, person: &str, extra: &[&str]) -> Value {
     let out = Command::new("python3")
         .arg(support("client.py"))
         .arg(&mcp.url)
-        .arg("alice")
+        .arg(person)
+        .args(extra)
         .output()
         .expect("run python3 client.py");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -197,9 +204,23 @@ fn the_mcp_sdk_client_discovers_patron_registers_gets_consent_calls_tools_and_re
         "the MCP SDK client failed:\n{}\n{stdout}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let got: Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("client output is not JSON ({e}): {stdout}"));
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("client output is not JSON ({e}): {stdout}"))
+}
 
+/// Where, among the client's requests, its flow reached Patron's metadata and exchanged the
+/// code.
+struct Flow {
+    metadata_at: usize,
+    code_at: usize,
+}
+
+/// What every run of `client.py` as alice must show, whichever way it got `client_id`: the
+/// SDK found Patron from the MCP server's 401, alice logged in and approved the MCP server's
+/// grant alone, the SDK exchanged the code as the public client `client_id`, called the
+/// tools with Patron's token, saw the expired token refused, refreshed once and called a
+/// tool with the new token.
+fn assert_sdk_flow(s: &TestServer, mcp: &McpServer, got: &Value, client_id: &str) -> Flow {
     // The SDK started at the MCP server, was sent to its metadata, and found Patron there.
     let requests = got["requests"].as_array().expect("requests");
     let origin = mcp.url.trim_end_matches("/mcp");
@@ -213,25 +234,27 @@ fn the_mcp_sdk_client_discovers_patron_registers_gets_consent_calls_tools_and_re
         "{challenge}"
     );
     let i = find_request(requests, 1, "GET", &prm, 200);
-    let i = find_request(
+    let metadata_at = find_request(
         requests,
         i,
         "GET",
         &s.url("/.well-known/oauth-authorization-server"),
         200,
     );
-    let i = find_request(requests, i, "POST", &s.url("/register"), 201);
-    let code_at = find_request(requests, i, "POST", &s.url("/token"), 200);
+    let code_at = find_request(requests, metadata_at, "POST", &s.url("/token"), 200);
     assert_eq!(requests[code_at]["grant_type"], "authorization_code");
     assert_eq!(requests[code_at]["resource"], mcp.url.as_str());
 
-    // It registered a public client by DCR, bound to Patron as its issuer.
-    let reg = &got["registration"];
-    let client_id = reg["client_id"].as_str().expect("client_id");
-    assert!(client_id.starts_with("agt_"), "{reg}");
-    assert_eq!(reg["token_endpoint_auth_method"], "none");
-    assert_eq!(reg["redirect_uris"], json!([REDIRECT]));
-    assert_eq!(reg["issuer"], s.base.as_str());
+    // Every token request came from the public client: its id in the body, no credentials.
+    let grants: Vec<&Value> = requests
+        .iter()
+        .filter(|r| r["url"] == s.url("/token").as_str())
+        .collect();
+    assert_eq!(grants.len(), 2, "{requests:#?}");
+    for g in &grants {
+        assert_eq!(g["client_id"], client_id, "{g}");
+        assert_eq!(g["authorization"], false, "{g}");
+    }
 
     // The person: sent to the login, logged in, shown the MCP server's grant alone, approved.
     let person = &got["person"];
@@ -262,11 +285,6 @@ fn the_mcp_sdk_client_discovers_patron_registers_gets_consent_calls_tools_and_re
     assert_eq!(answer["state"], asked["state"]);
     assert_eq!(answer["iss"], s.base, "RFC 9207");
     assert_eq!(got["authorizations"], 1, "the person was asked once");
-    assert_eq!(
-        owner_of(&s, client_id).as_deref(),
-        Some("dev:alice"),
-        "approving claimed the agent"
-    );
     s.wait_for_audit(|e| e.event == "consent.grant" && e.client_id.as_deref() == Some(client_id));
 
     // The token: Patron's, for the MCP server, for alice through this client.
@@ -315,11 +333,6 @@ fn the_mcp_sdk_client_discovers_patron_registers_gets_consent_calls_tools_and_re
     );
 
     // ...so the second session began with a refresh_token grant (once, after the code).
-    let grants: Vec<&Value> = requests
-        .iter()
-        .filter(|r| r["url"] == s.url("/token").as_str())
-        .collect();
-    assert_eq!(grants.len(), 2, "{requests:#?}");
     let refresh_at = find_request(requests, code_at + 1, "POST", &s.url("/token"), 200);
     assert_eq!(requests[refresh_at]["grant_type"], "refresh_token");
     assert_eq!(requests[refresh_at]["resource"], mcp.url.as_str());
@@ -343,6 +356,106 @@ fn the_mcp_sdk_client_discovers_patron_registers_gets_consent_calls_tools_and_re
             .any(|v| v["ok"] == true && v["jti"] == c2["jti"]),
         "{verifications:#?}"
     );
+    Flow {
+        metadata_at,
+        code_at,
+    }
+}
+
+#[test]
+fn the_mcp_sdk_client_discovers_patron_registers_gets_consent_calls_tools_and_refreshes() {
+    require_mcp_sdk();
+    let s = console_builder().start();
+    let mcp = serve_mcp(&s);
+    let got = run_client(&mcp, "alice", &[]);
+
+    // It registered a public client by DCR, bound to Patron as its issuer.
+    let reg = &got["registration"];
+    let client_id = reg["client_id"].as_str().expect("client_id");
+    assert!(client_id.starts_with("agt_"), "{reg}");
+    assert_eq!(reg["token_endpoint_auth_method"], "none");
+    assert_eq!(reg["redirect_uris"], json!([REDIRECT]));
+    assert_eq!(reg["issuer"], s.base.as_str());
+
+    let flow = assert_sdk_flow(&s, &mcp, &got, client_id);
+    // It registered after reading Patron's metadata, before exchanging the code.
+    let requests = got["requests"].as_array().unwrap();
+    let registered = find_request(requests, flow.metadata_at, "POST", &s.url("/register"), 201);
+    assert!(registered < flow.code_at, "{requests:#?}");
+
+    // The consent page named the registered client and said approving claims it.
+    let consent = &got["person"]["consent"];
+    assert_eq!(consent["heading"], "Authorize MCP SDK client", "{consent}");
+    assert!(
+        consent["notices"].get("claims-agent").is_some(),
+        "{consent}"
+    );
+    assert!(consent["notices"].get("vouched-by").is_none(), "{consent}");
+    assert_eq!(
+        owner_of(&s, client_id).as_deref(),
+        Some("dev:alice"),
+        "approving claimed the agent"
+    );
+}
+
+#[test]
+fn the_mcp_sdk_client_uses_a_client_id_metadata_document_instead_of_registering() {
+    require_mcp_sdk();
+    let files = https_files();
+    let s = files.trusted_by(console_builder()).start();
+    let mcp = serve_mcp(&s);
+    let url = format!("{}/oauth/mcp-client.json", files.base());
+    files.publish(
+        "oauth/mcp-client.json",
+        &json!({
+            "client_id": url,
+            "client_name": "Notes assistant (from its document)",
+            "redirect_uris": [REDIRECT],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+        })
+        .to_string(),
+    );
+    let got = run_client(&mcp, "alice", &["--client-metadata-url", &url]);
+
+    // Patron said it accepts documents, so the SDK took the URL as its client id and never
+    // registered.
+    let requests = got["requests"].as_array().expect("requests");
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r["url"].as_str().is_some_and(|u| u.ends_with("/register"))),
+        "no registration: {requests:#?}"
+    );
+    let info = &got["registration"];
+    assert_eq!(info["client_id"], url.as_str(), "{info}");
+    assert_eq!(info["token_endpoint_auth_method"], "none");
+
+    assert_sdk_flow(&s, &mcp, &got, &url);
+    // Patron fetched the document...
+    s.wait_for_audit(|e| {
+        e.event == "client_document.fetch"
+            && e.outcome == "success"
+            && e.client_id.as_deref() == Some(url.as_str())
+    });
+
+    // ...and its consent page named the client as the document does, and the host vouching
+    // for it; nobody became its owner.
+    let consent = &got["person"]["consent"];
+    assert_eq!(
+        consent["heading"], "Authorize Notes assistant (from its document)",
+        "{consent}"
+    );
+    let vouched = consent["notices"]["vouched-by"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(vouched.contains("localhost"), "{consent}");
+    assert!(
+        consent["notices"].get("claims-agent").is_none(),
+        "a shared client is claimed by nobody: {consent}"
+    );
+    assert_eq!(owner_of(&s, &url), None, "a document client has no owner");
 }
 
 #[test]

@@ -1,30 +1,38 @@
 """An MCP client: the MCP Python SDK's `OAuthClientProvider`, unchanged, against a protected
 MCP server (server.py beside this file) whose authorization server is Patron.
 
-Usage: client.py MCP_URL PERSON
+Usage: client.py MCP_URL PERSON [--client-metadata-url URL]
 
 The client is told only the MCP server's URL. The SDK gets a 401 there, reads the protected
 resource metadata it names, discovers Patron from it, registers by DCR (a public client,
 `token_endpoint_auth_method` none, redirect URI on localhost) and sends the person to
-Patron's authorization endpoint. The redirect handler below plays the person with plain HTTP:
-it opens the authorization URL (Patron sends it to the login page), logs in with Patron's
-development login as PERSON, opens the URL again, reads the CSRF token and the offered grants
-from the consent form, approves them and hands the code, state and iss of the redirect to the
+Patron's authorization endpoint. With `--client-metadata-url`, the SDK is given that URL as
+its Client ID Metadata Document (`OAuthClientProvider(client_metadata_url=...)`): when
+Patron's metadata says `client_id_metadata_document_supported`, it uses the URL as its
+client_id instead of registering (the document, published by the test, must describe the
+same client: this redirect URI, a public client).
+
+The redirect handler below plays the person with plain HTTP: it opens the authorization URL
+(Patron sends it to the login page), logs in with Patron's development login as PERSON, opens
+the URL again, reads the CSRF token, the offered grants, the heading and the notices of the
+consent page, approves the grants and hands the code, state and iss of the redirect to the
 callback handler. The SDK exchanges the code and the client calls two tools.
 
 Then it proves refreshing: it waits until the access token has expired (the skill's ttl is
 short), shows the MCP server refuses that token, and opens a new session with the same
 provider, which refreshes (a `refresh_token` grant) before calling `whoami` again.
 
-It prints one JSON object: the registration, what the person saw, the tool results, every
-token the SDK stored, the answer to the expired token, and every HTTP request the SDK's
-client sent (with the `grant_type` and `resource` of each token request).
+It prints one JSON object: the client information the SDK stored (its registration, or its
+URL client id), what the person saw, the tool results, every token the SDK stored, the answer
+to the expired token, and every HTTP request the SDK's client sent (with the `grant_type`,
+`resource` and `client_id` of each token request, and whether it carried an `Authorization`
+header).
 """
 
+import argparse
 import html
 import json
 import re
-import sys
 import time
 from urllib.parse import parse_qs, urlencode, urlparse
 
@@ -71,6 +79,20 @@ def inputs(page: str, name: str) -> list[str]:
     return found
 
 
+def consent_view(page: str) -> dict:
+    """What the consent page says about the client: its heading, and the text of each
+    element with an id among its notices (`<p ... id="...">`)."""
+    def text(fragment: str) -> str:
+        return " ".join(html.unescape(re.sub(r"<[^>]+>", "", fragment)).split())
+
+    heading = re.search(r"<h1\b[^>]*>(.*?)</h1>", page, re.S)
+    notices = {
+        m.group(1): text(m.group(2))
+        for m in re.finditer(r'<p\b[^>]*\bid="([^"]+)"[^>]*>(.*?)</p>', page, re.S)
+    }
+    return {"heading": text(heading.group(1)) if heading else None, "notices": notices}
+
+
 class Person:
     """A person at a browser, acting through plain HTTP: logs in and approves."""
 
@@ -103,6 +125,7 @@ class Person:
             csrf = inputs(consent.text, "csrf")
             grants = inputs(consent.text, "grant")
             self.seen["offered_grants"] = grants
+            self.seen["consent"] = consent_view(consent.text)
             form = [("csrf", csrf[0]), ("action", "approve")] + [("grant", g) for g in grants]
             approved = await b.post(
                 authorization_url,
@@ -131,7 +154,12 @@ def text_of(result) -> str:
 
 
 async def main() -> None:
-    mcp_url, name = sys.argv[1:3]
+    args = argparse.ArgumentParser()
+    args.add_argument("mcp_url")
+    args.add_argument("person")
+    args.add_argument("--client-metadata-url", default=None)
+    a = args.parse_args()
+    mcp_url, name = a.mcp_url, a.person
     storage = MemoryStorage()
     person = Person(name)
     provider = OAuthClientProvider(
@@ -146,6 +174,7 @@ async def main() -> None:
         storage=storage,
         redirect_handler=person.redirect_handler,
         callback_handler=person.callback_handler,
+        client_metadata_url=a.client_metadata_url,
     )
     requests: list[dict] = []
 
@@ -156,6 +185,8 @@ async def main() -> None:
             form = parse_qs(req.content.decode())
             entry["grant_type"] = form.get("grant_type", [None])[0]
             entry["resource"] = form.get("resource", [None])[0]
+            entry["client_id"] = form.get("client_id", [None])[0]
+            entry["authorization"] = "authorization" in req.headers
         if response.status_code == 401:
             entry["www_authenticate"] = response.headers.get("www-authenticate")
         requests.append(entry)
