@@ -4,8 +4,9 @@ and refresh tokens, written straight into the server's SQLite database (the benc
 measures the token endpoint, not the consent page), and one fixture line per credential
 (`value<TAB>` : no DPoP proof) for bench/token.lua.
 
-Rows are what Patron itself stores: the SHA-256 (hex) of each credential, the code's S256
-PKCE challenge of the shared verifier, and the grants as a JSON object.
+Rows are what Patron itself stores (src/oauth/split_token.rs): each credential is
+`<id>.<secret>` with a time-sortable id as the key and the SHA-256 (hex) of the secret; the
+code's S256 PKCE challenge of the shared verifier; the grants as a JSON object.
 """
 import argparse
 import base64
@@ -54,25 +55,28 @@ def main() -> None:
                 (family, a.client_id, a.owner, grants, now, now + 86400),
             )
         rows = []
+        millis = int(time.time() * 1000) & 0xFFFFFFFFFFFF
+        prefix = "pac_" if a.kind == "code" else "prt_"
         for _ in range(a.count):
-            prefix = "pac_" if a.kind == "code" else "prt_"
-            value = prefix + b64(secrets.token_bytes(32))
-            digest = hashlib.sha256(value.encode()).hexdigest()
+            ident = f"{prefix}{millis:012x}{b64(secrets.token_bytes(12))}"
+            secret = b64(secrets.token_bytes(32))
+            digest = hashlib.sha256(secret.encode()).hexdigest()
             if a.kind == "code":
-                rows.append((digest, a.client_id, a.owner, a.redirect_uri, challenge, grants, now, now + 600))
+                rows.append((ident, digest, a.client_id, a.owner, a.redirect_uri, challenge, grants, now, now + 600))
             else:
-                rows.append((digest, family, now, now + 86400))
-            out.write(value + "\t\n")
+                rows.append((ident, digest, family, now, now + 86400))
+            out.write(f"{ident}.{secret}\t\n")
         if a.kind == "code":
             db.executemany(
-                "INSERT INTO authorization_codes (code_hash, client_id, owner_id, redirect_uri, "
-                "code_challenge, grants, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO authorization_codes (code_id, secret_hash, client_id, owner_id, "
+                "redirect_uri, code_challenge, grants, created_at, expires_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
         else:
             db.executemany(
-                "INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at) "
-                "VALUES (?, ?, ?, ?)",
+                "INSERT INTO refresh_tokens (token_id, secret_hash, family_id, created_at, "
+                "expires_at) VALUES (?, ?, ?, ?, ?)",
                 rows,
             )
 

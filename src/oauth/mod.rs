@@ -13,4 +13,5 @@ pub mod oxide;
 pub mod redirect_uri;
 pub mod resource_metadata;
 pub mod scope;
+pub mod split_token;
 pub mod token_request;

@@ -36,11 +36,14 @@ use oxide_auth::primitives::registrar::{
 };
 use url::Url;
 
-use crate::crypto::random_token;
 use crate::oauth::authorization::{self, AuthorizedGrants};
 use crate::oauth::error::{ErrorKind, OAuthError};
 use crate::oauth::redirect_uri::RedirectUri;
+use crate::oauth::split_token;
 use crate::secret::Secret;
+
+/// The prefix of authorization codes' ids.
+pub const CODE_PREFIX: &str = "pac_";
 
 /// The client as the flow needs it.
 #[derive(Debug, Clone)]
@@ -102,6 +105,10 @@ pub struct Prepared {
 pub struct IssuedCode {
     /// The code.
     pub code: Secret,
+    /// Its id, the key it is stored under.
+    pub code_id: String,
+    /// SHA-256 (hex) of its secret.
+    pub secret_hash: String,
     /// The client.
     pub client_id: String,
     /// The person.
@@ -161,7 +168,7 @@ struct Context {
     requested: Option<AuthorizedGrants>,
     code_grants: Option<AuthorizedGrants>,
     approved: Option<AuthorizedGrants>,
-    issued: Option<(String, Grant)>,
+    issued: Option<(split_token::Minted, Grant)>,
     consent: Option<ConsentRequest>,
     login: bool,
 }
@@ -381,8 +388,9 @@ impl Extension for Flow<'_> {
 
 impl Authorizer for Flow<'_> {
     fn authorize(&mut self, grant: Grant) -> Result<String, ()> {
-        let code = random_token("pac_");
-        self.cx.borrow_mut().issued = Some((code.clone(), grant));
+        let minted = split_token::mint(CODE_PREFIX, crate::clock::now_millis());
+        let code = minted.value.clone();
+        self.cx.borrow_mut().issued = Some((minted, grant));
         Ok(code)
     }
 
@@ -648,7 +656,9 @@ pub fn run(prepared: &Prepared, pairs: &[(String, String)], issuer: &str) -> Out
     let code = match (cx.issued, cx.challenge, cx.code_grants) {
         (Some((code, grant)), Some(code_challenge), Some(grants)) if failure.is_none() => {
             Some(IssuedCode {
-                code: Secret::from(code),
+                code: Secret::from(code.value),
+                code_id: code.id,
+                secret_hash: code.secret_hash,
                 client_id: grant.client_id,
                 owner_id: grant.owner_id,
                 redirect_uri: redirect_uri_param,

@@ -13,7 +13,6 @@ use std::collections::HashMap;
 use serde_json::json;
 
 use crate::clock::{self, UnixTime};
-use crate::crypto::sha256_hex;
 use crate::oauth::authorization::{self, AuthorizedGrants};
 use crate::oauth::client_id_document::{self, is_document_client_id};
 use crate::oauth::error::{ErrorKind, OAuthError};
@@ -370,7 +369,8 @@ async fn issue_code(state: &AppState, caller: &Caller, code: IssuedCode) -> Resu
     }
     let now = clock::now();
     let row = CodeRow {
-        code_hash: sha256_hex(code.code.expose().as_bytes()),
+        code_id: code.code_id.clone(),
+        secret_hash: code.secret_hash.clone(),
         client_id: code.client_id.clone(),
         owner_id: owner.as_str().to_owned(),
         redirect_uri: code.redirect_uri.clone(),
@@ -480,16 +480,20 @@ pub async fn revoke_consent(
     Ok(json!({"client_id": client_id, "tokens_revoked": count}))
 }
 
-/// Deletes expired authorization codes, refresh families past their absolute end and the
-/// records of expired access tokens (run periodically).
+/// Deletes expired authorization codes, refresh tokens and refresh families (run
+/// periodically). Codes go by the time in their id: every code made more than its lifetime
+/// ago has expired.
 pub async fn purge_expired(state: &AppState) -> Result<usize, StoreError> {
     let now = clock::now();
+    let horizon_ms =
+        clock::now_millis().saturating_sub((state.config.tokens.code_ttl_secs as u64 + 60) * 1000);
+    let bound = crate::crypto::sortable_id(oxide::CODE_PREFIX, horizon_ms);
     state
         .store
         .write(move |c| {
-            let codes = authorization_codes::purge_expired(c, now)?;
-            let families = refresh_tokens::purge_expired(c, now)?;
-            Ok(codes + families)
+            let codes = authorization_codes::purge_before(c, &bound)?;
+            let refresh = refresh_tokens::purge_expired(c, now)?;
+            Ok(codes + refresh)
         })
         .await
 }

@@ -140,8 +140,9 @@ diesel::table! {
 }
 
 diesel::table! {
-    authorization_codes (code_hash) {
-        code_hash -> Text,
+    authorization_codes (code_id) {
+        code_id -> Text,
+        secret_hash -> Text,
         client_id -> Text,
         owner_id -> Text,
         redirect_uri -> Nullable<Text>,
@@ -169,8 +170,9 @@ diesel::table! {
 }
 
 diesel::table! {
-    refresh_tokens (token_hash) {
-        token_hash -> Text,
+    refresh_tokens (token_id) {
+        token_id -> Text,
+        secret_hash -> Text,
         family_id -> Text,
         created_at -> BigInt,
         expires_at -> BigInt,
@@ -182,7 +184,6 @@ diesel::joinable!(clients -> owners (owner_id));
 diesel::joinable!(sessions -> owners (owner_id));
 diesel::joinable!(grants -> clients (client_id));
 diesel::joinable!(enrollment_tokens -> owners (owner_id));
-diesel::joinable!(refresh_tokens -> refresh_families (family_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     owners,

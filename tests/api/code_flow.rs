@@ -268,6 +268,22 @@ fn the_code_is_bound_to_its_verifier_client_and_redirect_uri() {
     assert_oauth_error(r, 400, "invalid_grant");
     s.expect_refusal_audited("token.issue", "pkce_verifier_missing");
 
+    // The code's id with another secret is no code at all.
+    let (id, _) = code.split_once('.').unwrap();
+    let forged = format!("{id}.{}", "A".repeat(43));
+    let r = app.token(
+        &s,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &forged),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &pkce.verifier),
+        ],
+        None,
+    );
+    assert_oauth_error(r, 400, "invalid_grant");
+    s.expect_refusal_audited("token.issue", "code_unknown");
+
     // None of the refusals used the code up.
     app.exchange_ok(&s, &code, &pkce.verifier, &[]);
 }

@@ -17,14 +17,16 @@
 use std::sync::Arc;
 
 use super::{Issued, err, issue};
+use crate::clock;
 use crate::clock::UnixTime;
-use crate::crypto::{random_id, random_token, sha256_hex};
+use crate::crypto::sortable_id;
 use crate::jose::access_token::{self, AccessTokenClaims, Confirmation};
 use crate::oauth::authorization::{self, AuthorizedGrants};
 use crate::oauth::client_metadata::{GrantType, TokenEndpointAuthMethod};
 use crate::oauth::error::{ErrorKind, OAuthError};
 use crate::oauth::ids::Audience;
 use crate::oauth::scope;
+use crate::oauth::split_token::{self, secret_matches};
 use crate::secret::Secret;
 use crate::service::directory::{ClientRecord, SkillMap};
 use crate::service::store_failure;
@@ -110,8 +112,11 @@ impl Done {
 /// An access token to sign, and the refresh token that goes with it.
 struct Minted {
     claims: AccessTokenClaims,
-    refresh: Option<String>,
+    refresh: Option<split_token::Minted>,
 }
+
+/// The prefix of refresh tokens' ids.
+pub(crate) const REFRESH_PREFIX: &str = "prt_";
 
 fn invalid_grant(description: &'static str, reason: &'static str) -> OAuthError {
     err(ErrorKind::InvalidGrant, description, reason)
@@ -188,7 +193,9 @@ fn mint(
             act: None,
             patron_chain: vec![family.to_owned()],
         },
-        refresh: job.refreshes.then(|| random_token("prt_")),
+        refresh: job
+            .refreshes
+            .then(|| split_token::mint(REFRESH_PREFIX, clock::now_millis())),
     })
 }
 
@@ -202,7 +209,7 @@ fn store_refresh(
     match &minted.refresh {
         Some(token) => {
             let until = (job.now + job.idle_secs).min(family_end);
-            refresh_tokens::insert_token(c, &sha256_hex(token.as_bytes()), family, job.now, until)
+            refresh_tokens::insert_token(c, &token.id, &token.secret_hash, family, job.now, until)
         }
         None => Ok(()),
     }
@@ -225,18 +232,19 @@ async fn finish(state: &AppState, done: Done) -> Result<Issued, OAuthError> {
     let mut claims = minted.claims;
     claims.iss = state.issuer.clone();
     let mut issued = issue(state, claims, false)?;
-    issued.response.refresh_token = minted.refresh.map(Secret::from);
+    issued.response.refresh_token = minted.refresh.map(|r| Secret::from(r.value));
     Ok(issued)
 }
 
 fn code_job(
     c: &mut DbConnection,
     job: &Job,
-    hash: &str,
+    (id, secret): (&str, &str),
     redirect_uri: Option<&str>,
     verifier: Option<&str>,
 ) -> Result<Done, StoreError> {
-    let Some(row) = authorization_codes::find(c, hash)? else {
+    let row = authorization_codes::find(c, id)?.filter(|r| secret_matches(secret, &r.secret_hash));
+    let Some(row) = row else {
         return Ok(Done::refused(invalid_grant(
             "the code is unknown or expired",
             "code_unknown",
@@ -286,12 +294,12 @@ fn code_job(
         )));
     }
     let grants = AuthorizedGrants::from_json(&row.grants).map_err(corrupt)?;
-    let family_id = random_id("fam_");
+    let family_id = sortable_id("fam_", clock::now_millis());
     let minted = match mint(job, &row.owner_id, &family_id, &grants) {
         Ok(m) => m,
         Err(e) => return Ok(Done::refused(e)),
     };
-    if !authorization_codes::mark_used(c, hash, &family_id, job.now)? {
+    if !authorization_codes::mark_used(c, id, &family_id, job.now)? {
         return Ok(Done::refused(reused()));
     }
     let family = FamilyRow {
@@ -318,8 +326,14 @@ fn code_job(
     })
 }
 
-fn refresh_job(c: &mut DbConnection, job: &Job, hash: &str) -> Result<Done, StoreError> {
-    let Some((token, family)) = refresh_tokens::find_token(c, hash)? else {
+fn refresh_job(
+    c: &mut DbConnection,
+    job: &Job,
+    (id, secret): (&str, &str),
+) -> Result<Done, StoreError> {
+    let found = refresh_tokens::find_token(c, id)?
+        .filter(|(token, _)| secret_matches(secret, &token.secret_hash));
+    let Some((token, family)) = found else {
         return Ok(Done::refused(invalid_grant(
             "the refresh token is unknown",
             "refresh_unknown",
@@ -399,7 +413,7 @@ fn refresh_job(c: &mut DbConnection, job: &Job, hash: &str) -> Result<Done, Stor
         Ok(m) => m,
         Err(e) => return Ok(Done::refused(e)),
     };
-    if !refresh_tokens::mark_used(c, hash, job.now)? {
+    if !refresh_tokens::mark_used(c, id, job.now)? {
         // Another request rotated it a moment ago: a replay all the same.
         let revoked = revoke(c, job, &family.family_id, "refresh_reused")?;
         return Ok(Done {
@@ -433,14 +447,21 @@ pub(super) async fn exchange_code(
         .await
         .map_err(store_failure)?;
     let job = Job::new(state, client, owner, wanted, skills, now);
-    let hash = sha256_hex(code.expose().as_bytes());
+    let Some((id, secret)) = split_token::split(code.expose(), crate::oauth::oxide::CODE_PREFIX)
+    else {
+        return Err(invalid_grant(
+            "the code is unknown or expired",
+            "code_unknown",
+        ));
+    };
+    let (id, secret) = (id.to_owned(), secret.to_owned());
     let done = state
         .store
         .write(move |c| {
             code_job(
                 c,
                 &job,
-                &hash,
+                (&id, &secret),
                 redirect_uri.as_deref(),
                 code_verifier.as_deref(),
             )
@@ -466,10 +487,16 @@ pub(super) async fn refresh(
         .await
         .map_err(store_failure)?;
     let job = Job::new(state, client, owner, wanted, skills, now);
-    let hash = sha256_hex(refresh_token.expose().as_bytes());
+    let Some((id, secret)) = split_token::split(refresh_token.expose(), REFRESH_PREFIX) else {
+        return Err(invalid_grant(
+            "the refresh token is unknown",
+            "refresh_unknown",
+        ));
+    };
+    let (id, secret) = (id.to_owned(), secret.to_owned());
     let done = state
         .store
-        .write(move |c| refresh_job(c, &job, &hash))
+        .write(move |c| refresh_job(c, &job, (&id, &secret)))
         .await
         .map_err(store_failure)?;
     finish(state, done).await

@@ -6,6 +6,7 @@ use crate::clock::{self, UnixTime};
 use crate::endpoints;
 use crate::oauth::error::{ErrorKind, OAuthError};
 use crate::oauth::jti::Jti;
+use crate::oauth::split_token;
 use crate::oauth::token_request;
 use crate::service::Caller;
 use crate::service::peers::{self, Notice};
@@ -50,7 +51,10 @@ pub async fn revoke(
         {
             Ok(c) => c,
             Err(r) => {
-                if !token.expose().contains('.') {
+                if token
+                    .expose()
+                    .starts_with(super::authorization_code::REFRESH_PREFIX)
+                {
                     return revoke_refresh(state, ev, &auth.client.client_id, &token, now).await;
                 }
                 state
@@ -96,20 +100,32 @@ async fn revoke_refresh(
     token: &crate::secret::Secret,
     now: UnixTime,
 ) -> Result<(), OAuthError> {
-    let hash = crate::crypto::sha256_hex(token.expose().as_bytes());
-    let cid = client_id.to_owned();
+    let Some((id, secret)) =
+        split_token::split(token.expose(), super::authorization_code::REFRESH_PREFIX)
+    else {
+        state
+            .audit
+            .record(ev.reason("refresh_unknown").detail("nothing to revoke"));
+        return Ok(());
+    };
+    let (id, secret, cid) = (id.to_owned(), secret.to_owned(), client_id.to_owned());
     let until = revoked_until(state, now);
     let revoked = state
         .store
-        .write(move |c| match refresh_tokens::find_token(c, &hash)? {
-            Some((_, family)) if family.client_id == cid => refresh_tokens::revoke_family(
-                c,
-                &family.family_id,
-                "refresh_revoked_by_client",
-                now,
-                until,
-            )
-            .map(Some),
+        .write(move |c| match refresh_tokens::find_token(c, &id)? {
+            Some((token, family))
+                if family.client_id == cid
+                    && split_token::secret_matches(&secret, &token.secret_hash) =>
+            {
+                refresh_tokens::revoke_family(
+                    c,
+                    &family.family_id,
+                    "refresh_revoked_by_client",
+                    now,
+                    until,
+                )
+                .map(Some)
+            }
             _ => Ok(None),
         })
         .await

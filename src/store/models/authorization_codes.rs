@@ -1,4 +1,5 @@
-//! Authorization codes (RFC 6749 §4.1.2), stored by the SHA-256 of the code.
+//! Authorization codes (RFC 6749 §4.1.2), stored by their id with the SHA-256 of their
+//! secret ([`crate::oauth::split_token`]).
 
 use diesel::prelude::*;
 
@@ -10,8 +11,10 @@ use crate::store::{DbConnection, StoreError};
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, PartialEq, Eq)]
 #[diesel(table_name = authorization_codes)]
 pub struct CodeRow {
-    /// SHA-256 of the code, hex.
-    pub code_hash: String,
+    /// The code's id (time-sortable).
+    pub code_id: String,
+    /// SHA-256 (hex) of the code's secret.
+    pub secret_hash: String,
     /// The client it was issued to.
     pub client_id: String,
     /// The person who approved it.
@@ -41,10 +44,10 @@ pub fn insert(conn: &mut DbConnection, row: &CodeRow) -> Result<(), StoreError> 
         .map_err(StoreError::from_diesel)
 }
 
-/// The code with this hash, used or not.
-pub fn find(conn: &mut DbConnection, code_hash: &str) -> Result<Option<CodeRow>, StoreError> {
+/// The code with this id, used or not.
+pub fn find(conn: &mut DbConnection, code_id: &str) -> Result<Option<CodeRow>, StoreError> {
     authorization_codes::table
-        .find(code_hash)
+        .find(code_id)
         .select(CodeRow::as_select())
         .first(conn)
         .optional()
@@ -55,13 +58,13 @@ pub fn find(conn: &mut DbConnection, code_hash: &str) -> Result<Option<CodeRow>,
 /// exchange already used it (of two concurrent exchanges exactly one wins).
 pub fn mark_used(
     conn: &mut DbConnection,
-    code_hash: &str,
+    code_id: &str,
     family_id: &str,
     now: UnixTime,
 ) -> Result<bool, StoreError> {
     diesel::update(
         authorization_codes::table
-            .find(code_hash)
+            .find(code_id)
             .filter(authorization_codes::used_at.is_null()),
     )
     .set((
@@ -73,10 +76,11 @@ pub fn mark_used(
     .map_err(StoreError::from_diesel)
 }
 
-/// Deletes codes that expired before `before` (used ones are kept until then, so that a
-/// replay within their lifetime is recognised).
-pub fn purge_expired(conn: &mut DbConnection, before: UnixTime) -> Result<usize, StoreError> {
-    diesel::delete(authorization_codes::table.filter(authorization_codes::expires_at.lt(before)))
+/// Deletes the codes whose id sorts before `id_bound` (made before a moment since which
+/// every code has expired: used ones are kept until then, so that a replay within their
+/// lifetime is recognised). A range of the key, so no index is needed.
+pub fn purge_before(conn: &mut DbConnection, id_bound: &str) -> Result<usize, StoreError> {
+    diesel::delete(authorization_codes::table.filter(authorization_codes::code_id.lt(id_bound)))
         .execute(conn)
         .map_err(StoreError::from_diesel)
 }

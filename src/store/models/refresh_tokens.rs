@@ -38,8 +38,10 @@ pub struct FamilyRow {
 #[derive(Debug, Clone, Queryable, Selectable, PartialEq, Eq)]
 #[diesel(table_name = refresh_tokens)]
 pub struct RefreshRow {
-    /// SHA-256 of the token, hex.
-    pub token_hash: String,
+    /// The token's id (time-sortable).
+    pub token_id: String,
+    /// SHA-256 (hex) of the token's secret.
+    pub secret_hash: String,
     /// Its family.
     pub family_id: String,
     /// Issued.
@@ -62,14 +64,16 @@ pub fn insert_family(conn: &mut DbConnection, row: &FamilyRow) -> Result<(), Sto
 /// Stores a new refresh token of `family_id`.
 pub fn insert_token(
     conn: &mut DbConnection,
-    token_hash: &str,
+    token_id: &str,
+    secret_hash: &str,
     family_id: &str,
     now: UnixTime,
     expires_at: UnixTime,
 ) -> Result<(), StoreError> {
     diesel::insert_into(refresh_tokens::table)
         .values((
-            refresh_tokens::token_hash.eq(token_hash),
+            refresh_tokens::token_id.eq(token_id),
+            refresh_tokens::secret_hash.eq(secret_hash),
             refresh_tokens::family_id.eq(family_id),
             refresh_tokens::created_at.eq(now),
             refresh_tokens::expires_at.eq(expires_at),
@@ -82,11 +86,13 @@ pub fn insert_token(
 /// A refresh token and its family.
 pub fn find_token(
     conn: &mut DbConnection,
-    token_hash: &str,
+    token_id: &str,
 ) -> Result<Option<(RefreshRow, FamilyRow)>, StoreError> {
     refresh_tokens::table
-        .inner_join(refresh_families::table)
-        .filter(refresh_tokens::token_hash.eq(token_hash))
+        .inner_join(
+            refresh_families::table.on(refresh_families::family_id.eq(refresh_tokens::family_id)),
+        )
+        .filter(refresh_tokens::token_id.eq(token_id))
         .select((RefreshRow::as_select(), FamilyRow::as_select()))
         .first(conn)
         .optional()
@@ -97,12 +103,12 @@ pub fn find_token(
 /// exactly one wins).
 pub fn mark_used(
     conn: &mut DbConnection,
-    token_hash: &str,
+    token_id: &str,
     now: UnixTime,
 ) -> Result<bool, StoreError> {
     diesel::update(
         refresh_tokens::table
-            .find(token_hash)
+            .find(token_id)
             .filter(refresh_tokens::used_at.is_null()),
     )
     .set(refresh_tokens::used_at.eq(now))
@@ -190,10 +196,16 @@ pub fn revoke_for_owner(
     revoke_ids(conn, ids, reason, now, until)
 }
 
-/// Deletes families past their absolute end, with their refresh tokens (a used refresh
-/// token is kept while its family lives, so that its reuse is recognised).
+/// Deletes refresh tokens and families that expired before `before` (a used refresh token
+/// is kept while it could still be presented, so that its reuse is recognised).
 pub fn purge_expired(conn: &mut DbConnection, before: UnixTime) -> Result<usize, StoreError> {
-    diesel::delete(refresh_families::table.filter(refresh_families::expires_at.lt(before)))
-        .execute(conn)
-        .map_err(StoreError::from_diesel)
+    let tokens =
+        diesel::delete(refresh_tokens::table.filter(refresh_tokens::expires_at.lt(before)))
+            .execute(conn)
+            .map_err(StoreError::from_diesel)?;
+    let families =
+        diesel::delete(refresh_families::table.filter(refresh_families::expires_at.lt(before)))
+            .execute(conn)
+            .map_err(StoreError::from_diesel)?;
+    Ok(tokens + families)
 }
