@@ -254,12 +254,10 @@ async fn authorize_inner(
     }
 }
 
-async fn consent_page(
-    state: &AppState,
-    request: ConsentRequest,
-) -> Result<ConsentPage, OAuthError> {
-    let cid = request.client_id.clone();
-    let client = state
+/// The client's stored registration (the flow has seen it in the cache already).
+async fn stored_client(state: &AppState, client_id: &str) -> Result<ClientRow, OAuthError> {
+    let cid = client_id.to_owned();
+    state
         .store
         .read(move |c| clients::find(c, &cid))
         .await
@@ -270,7 +268,14 @@ async fn consent_page(
                 "unknown client_id",
                 "client_unknown",
             )
-        })?;
+        })
+}
+
+async fn consent_page(
+    state: &AppState,
+    request: ConsentRequest,
+) -> Result<ConsentPage, OAuthError> {
+    let client = stored_client(state, &request.client_id).await?;
     let mut offered = Vec::new();
     for (aud, scopes) in request.offered.pairs() {
         let name = match state
@@ -311,23 +316,11 @@ async fn consent_page(
 }
 
 /// Makes an issued code real: claims the agent and records the consent when the person
-/// approved just now, then stores the code's hash.
+/// approved just now, then stores the code (its id and the hash of its secret).
 async fn issue_code(state: &AppState, caller: &Caller, code: IssuedCode) -> Result<(), OAuthError> {
     let owner = OwnerId::parse(&code.owner_id)?;
     if let Some(approved) = &code.approved {
-        let cid = code.client_id.clone();
-        let row = state
-            .store
-            .read(move |c| clients::find(c, &cid))
-            .await
-            .map_err(store_failure)?
-            .ok_or_else(|| {
-                OAuthError::new(
-                    ErrorKind::InvalidRequest,
-                    "unknown client_id",
-                    "client_unknown",
-                )
-            })?;
+        let row = stored_client(state, &code.client_id).await?;
         if row.owner_id.is_none() && row.status == ClientStatus::Pending {
             // The same claim as the user-code page: pending only, policy-checked, race-safe.
             agents::claim(
@@ -451,8 +444,16 @@ pub async fn revoke_consent(
         .store
         .write(move |c| {
             let existed = consents::delete(c, &o, &cid)?;
-            let revoked =
-                refresh_tokens::revoke_for_consent(c, &o, &cid, "consent_revoked", now, until)?;
+            let revoked = refresh_tokens::revoke(
+                c,
+                refresh_tokens::Families::Consent {
+                    owner_id: &o,
+                    client_id: &cid,
+                },
+                "consent_revoked",
+                now,
+                until,
+            )?;
             Ok::<_, StoreError>((existed, revoked))
         })
         .await

@@ -78,8 +78,13 @@ pub async fn revoke_all(
             .store
             .write(move |c| {
                 let found = owners::revoke_all(c, &own, now)?;
-                let families =
-                    refresh_tokens::revoke_for_owner(c, &own, "owner_revoked_all", now, until)?;
+                let families = refresh_tokens::revoke(
+                    c,
+                    refresh_tokens::Families::Owner(&own),
+                    "owner_revoked_all",
+                    now,
+                    until,
+                )?;
                 Ok::<_, crate::store::StoreError>((found, families))
             })
             .await

@@ -874,14 +874,11 @@ fn a_person_logs_in_reviews_the_consent_page_and_approves_an_app_in_a_browser() 
     );
 
     // The code is real: the app exchanges it for alice's token at the skill.
-    let tokens = ok_json(app.token(
+    let tokens = ok_json(app.exchange(
         &s,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", &callback),
-            ("code_verifier", &pkce.verifier),
-        ],
+        &code,
+        Some(&pkce.verifier),
+        &[("redirect_uri", &callback)],
         None,
     ));
     assert_eq!(tokens["scope"], "files:read");

@@ -192,14 +192,11 @@ fn a_loopback_redirect_uri_may_use_any_port() {
         page.location
     );
     let code = redirect_params(&page)["code"].clone();
-    let tokens = ok_json(app.token(
+    let tokens = ok_json(app.exchange(
         &s,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", port_uri),
-            ("code_verifier", &pkce.verifier),
-        ],
+        &code,
+        Some(&pkce.verifier),
+        &[("redirect_uri", port_uri)],
         None,
     ));
     assert!(tokens["access_token"].is_string());
@@ -217,70 +214,32 @@ fn the_code_is_bound_to_its_verifier_client_and_redirect_uri() {
     alice.authorize_code(&other.authorize_path(&[SKILL], &Pkce::new(), &[]), &[SKILL]);
 
     let wrong = Pkce::new();
-    let r = app.token(
-        &s,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &wrong.verifier),
-        ],
-        None,
-    );
+    let r = app.exchange(&s, &code, Some(&wrong.verifier), &[], None);
     assert_oauth_error(r, 400, "invalid_grant");
     s.expect_refusal_audited("token.issue", "pkce_mismatch");
 
-    let r = other.token(
-        &s,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &pkce.verifier),
-        ],
-        None,
-    );
+    let r = other.exchange(&s, &code, Some(&pkce.verifier), &[], None);
     assert_oauth_error(r, 400, "invalid_grant");
     s.expect_refusal_audited("token.issue", "code_client_mismatch");
 
-    let r = app.token(
+    let r = app.exchange(
         &s,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", "http://127.0.0.1/other"),
-            ("code_verifier", &pkce.verifier),
-        ],
+        &code,
+        Some(&pkce.verifier),
+        &[("redirect_uri", "http://127.0.0.1/other")],
         None,
     );
     assert_oauth_error(r, 400, "invalid_grant");
     s.expect_refusal_audited("token.issue", "code_redirect_mismatch");
 
-    let r = app.token(
-        &s,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-        ],
-        None,
-    );
+    let r = app.exchange(&s, &code, None, &[], None);
     assert_oauth_error(r, 400, "invalid_grant");
     s.expect_refusal_audited("token.issue", "pkce_verifier_missing");
 
     // The code's id with another secret is no code at all.
     let (id, _) = code.split_once('.').unwrap();
     let forged = format!("{id}.{}", "A".repeat(43));
-    let r = app.token(
-        &s,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &forged),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &pkce.verifier),
-        ],
-        None,
-    );
+    let r = app.exchange(&s, &forged, Some(&pkce.verifier), &[], None);
     assert_oauth_error(r, 400, "invalid_grant");
     s.expect_refusal_audited("token.issue", "code_unknown");
 
@@ -300,16 +259,7 @@ fn a_reused_code_revokes_what_it_issued() {
     let token = first["access_token"].as_str().unwrap();
     assert_eq!(introspector.introspect(&s, token)["active"], true);
 
-    let r = app.token(
-        &s,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &pkce.verifier),
-        ],
-        None,
-    );
+    let r = app.exchange(&s, &code, Some(&pkce.verifier), &[], None);
     assert_oauth_error(r, 400, "invalid_grant");
     s.expect_refusal_audited("token.issue", "code_reused");
     assert_eq!(
@@ -448,17 +398,7 @@ fn consent_is_limited_to_what_the_persons_policies_admit() {
         consent.body
     );
     let code = alice.authorize_code(&path, &[SKILL, MAIL]);
-    let r = app.token(
-        &s,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &pkce.verifier),
-            ("resource", MAIL),
-        ],
-        None,
-    );
+    let r = app.exchange(&s, &code, Some(&pkce.verifier), &[("resource", MAIL)], None);
     assert_oauth_error(r, 400, "invalid_target");
     s.expect_refusal_audited("token.issue", "resource_not_granted");
     let tokens = app.exchange_ok(&s, &code, &pkce.verifier, &[("resource", SKILL)]);
@@ -564,16 +504,7 @@ fn a_public_clients_refresh_token_is_bound_to_its_dpop_key() {
     let key = AgentKey::generate();
     let token_url = s.url("/token");
     let proof = dpop_proof_with(&key, dpop_claims("POST", &token_url));
-    let tokens = ok_json(app.token(
-        &s,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &pkce.verifier),
-        ],
-        Some(&proof),
-    ));
+    let tokens = ok_json(app.exchange(&s, &code, Some(&pkce.verifier), &[], Some(&proof)));
     assert_eq!(tokens["token_type"], "DPoP");
     assert_eq!(
         claims_of(tokens["access_token"].as_str().unwrap())["cnf"]["jkt"],
@@ -615,16 +546,7 @@ fn a_confidential_client_authenticates_its_code_exchange() {
         client_id: app.client_id.clone(),
         secret: None,
     };
-    let r = bare.token(
-        &s,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &pkce.verifier),
-        ],
-        None,
-    );
+    let r = bare.exchange(&s, &code, Some(&pkce.verifier), &[], None);
     assert_oauth_error(r, 401, "invalid_client");
     let tokens = app.exchange_ok(&s, &code, &pkce.verifier, &[]);
     assert!(tokens["refresh_token"].is_string());

@@ -221,7 +221,13 @@ fn revoke(
     family: &str,
     reason: &str,
 ) -> Result<Vec<(String, UnixTime)>, StoreError> {
-    refresh_tokens::revoke_family(c, family, reason, job.now, job.revoked_until)
+    refresh_tokens::revoke(
+        c,
+        refresh_tokens::Families::Id(family),
+        reason,
+        job.now,
+        job.revoked_until,
+    )
 }
 
 /// Signs what a job minted, or reports why it did not, after telling the replicas of any

@@ -117,9 +117,9 @@ async fn revoke_refresh(
                 if family.client_id == cid
                     && split_token::secret_matches(&secret, &token.secret_hash) =>
             {
-                refresh_tokens::revoke_family(
+                refresh_tokens::revoke(
                     c,
-                    &family.family_id,
+                    refresh_tokens::Families::Id(&family.family_id),
                     "refresh_revoked_by_client",
                     now,
                     until,

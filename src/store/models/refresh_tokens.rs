@@ -143,56 +143,45 @@ fn revoke_ids(
     Ok(ids.into_iter().map(|id| (id, until)).collect())
 }
 
-/// Revokes one family (if not revoked yet).
-pub fn revoke_family(
-    conn: &mut DbConnection,
-    family_id: &str,
-    reason: &str,
-    now: UnixTime,
-    until: UnixTime,
-) -> Result<Vec<(String, UnixTime)>, StoreError> {
-    let ids = refresh_families::table
-        .filter(refresh_families::family_id.eq(family_id))
-        .filter(refresh_families::revoked_at.is_null())
-        .select(refresh_families::family_id)
-        .load(conn)
-        .map_err(StoreError::from_diesel)?;
-    revoke_ids(conn, ids, reason, now, until)
+/// Which live families to revoke.
+#[derive(Debug, Clone, Copy)]
+pub enum Families<'a> {
+    /// One family (a replayed code or refresh token, a client's own revocation).
+    Id(&'a str),
+    /// One person's for one client (a revoked consent).
+    Consent {
+        /// The person.
+        owner_id: &'a str,
+        /// The client.
+        client_id: &'a str,
+    },
+    /// Every one of one person (the kill switch).
+    Owner(&'a str),
 }
 
-/// Revokes every live family of one person for one client (a revoked consent).
-pub fn revoke_for_consent(
+/// Revokes the live families `which` names.
+pub fn revoke(
     conn: &mut DbConnection,
-    owner_id: &str,
-    client_id: &str,
+    which: Families<'_>,
     reason: &str,
     now: UnixTime,
     until: UnixTime,
 ) -> Result<Vec<(String, UnixTime)>, StoreError> {
-    let ids = refresh_families::table
-        .filter(refresh_families::owner_id.eq(owner_id))
-        .filter(refresh_families::client_id.eq(client_id))
+    let live = refresh_families::table
         .filter(refresh_families::revoked_at.is_null())
         .select(refresh_families::family_id)
-        .load(conn)
-        .map_err(StoreError::from_diesel)?;
-    revoke_ids(conn, ids, reason, now, until)
-}
-
-/// Revokes every live family of one person (the kill switch).
-pub fn revoke_for_owner(
-    conn: &mut DbConnection,
-    owner_id: &str,
-    reason: &str,
-    now: UnixTime,
-    until: UnixTime,
-) -> Result<Vec<(String, UnixTime)>, StoreError> {
-    let ids = refresh_families::table
-        .filter(refresh_families::owner_id.eq(owner_id))
-        .filter(refresh_families::revoked_at.is_null())
-        .select(refresh_families::family_id)
-        .load(conn)
-        .map_err(StoreError::from_diesel)?;
+        .into_boxed();
+    let query = match which {
+        Families::Id(id) => live.filter(refresh_families::family_id.eq(id)),
+        Families::Consent {
+            owner_id,
+            client_id,
+        } => live
+            .filter(refresh_families::owner_id.eq(owner_id))
+            .filter(refresh_families::client_id.eq(client_id)),
+        Families::Owner(owner_id) => live.filter(refresh_families::owner_id.eq(owner_id)),
+    };
+    let ids = query.load(conn).map_err(StoreError::from_diesel)?;
     revoke_ids(conn, ids, reason, now, until)
 }
 

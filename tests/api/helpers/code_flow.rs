@@ -114,6 +114,29 @@ impl CodeClient {
         req.form(&f).send().expect("POST /token")
     }
 
+    /// `POST /token` exchanging `code` with `verifier` (none: no `code_verifier`) and
+    /// redirect URI [`REDIRECT`], plus `extra` (which may replace `redirect_uri`).
+    pub fn exchange(
+        &self,
+        s: &TestServer,
+        code: &str,
+        verifier: Option<&str>,
+        extra: &[(&str, &str)],
+        dpop: Option<&str>,
+    ) -> reqwest::blocking::Response {
+        let mut f = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+        ];
+        if let Some(v) = verifier {
+            f.push(("code_verifier", v));
+        }
+        f.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+        f.extend_from_slice(extra);
+        self.token(s, &f, dpop)
+    }
+
     /// Exchanges `code` with `verifier` and returns the token response (asserting 200).
     pub fn exchange_ok(
         &self,
@@ -122,14 +145,7 @@ impl CodeClient {
         verifier: &str,
         extra: &[(&str, &str)],
     ) -> Value {
-        let mut f = vec![
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", verifier),
-        ];
-        f.extend_from_slice(extra);
-        ok_json(self.token(s, &f, None))
+        ok_json(self.exchange(s, code, Some(verifier), extra, None))
     }
 
     /// Refreshes with `refresh_token` (asserting 200).
