@@ -148,7 +148,7 @@ pub enum Outcome {
         /// The target, parameters included.
         to: String,
         /// The code issued, when the request succeeded.
-        code: Option<IssuedCode>,
+        code: Option<Box<IssuedCode>>,
         /// The refusal, when it did not.
         refusal: Option<OAuthError>,
     },
@@ -655,7 +655,7 @@ pub fn run(prepared: &Prepared, pairs: &[(String, String)], issuer: &str) -> Out
     };
     let code = match (cx.issued, cx.challenge, cx.code_grants) {
         (Some((code, grant)), Some(code_challenge), Some(grants)) if failure.is_none() => {
-            Some(IssuedCode {
+            Some(Box::new(IssuedCode {
                 code: Secret::from(code.value),
                 code_id: code.id,
                 secret_hash: code.secret_hash,
@@ -665,7 +665,7 @@ pub fn run(prepared: &Prepared, pairs: &[(String, String)], issuer: &str) -> Out
                 code_challenge,
                 grants,
                 approved: cx.approved,
-            })
+            }))
         }
         _ => None,
     };
@@ -829,13 +829,7 @@ mod tests {
             ISS,
         );
         assert!(
-            matches!(
-                out,
-                Outcome::Redirect {
-                    code: Some(IssuedCode { approved: None, .. }),
-                    ..
-                }
-            ),
+            matches!(&out, Outcome::Redirect { code: Some(c), .. } if c.approved.is_none()),
             "{out:?}"
         );
         let out = run(

@@ -248,7 +248,7 @@ async fn authorize_inner(
             code: Some(code),
             ..
         } => {
-            issue_code(state, caller, code).await?;
+            issue_code(state, caller, *code).await?;
             Ok((Answer::Redirect(to), None))
         }
     }
