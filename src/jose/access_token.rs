@@ -218,6 +218,36 @@ pub fn new_jti() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_agent_of_a_token_is_its_client_when_a_person_approved_it() {
+        let mut c = AccessTokenClaims {
+            iss: "https://as".into(),
+            sub: "agt_1".into(),
+            aud: "https://skill/".into(),
+            client_id: "agt_1".into(),
+            scope: None,
+            iat: 0,
+            exp: 1,
+            jti: "j".into(),
+            owner: "dev:alice".into(),
+            cnf: None,
+            act: None,
+            patron_chain: Vec::new(),
+        };
+        assert_eq!(c.agent(), "agt_1");
+        assert!(!c.for_person());
+        c.client_id = "agt_delegate".into();
+        assert_eq!(c.agent(), "agt_1", "a delegated token's agent stays in sub");
+        c.sub = "dev:alice".into();
+        c.client_id = "agt_2".into();
+        assert_eq!(
+            c.agent(),
+            "agt_2",
+            "RFC 9068: sub is the person, client_id the agent"
+        );
+        assert!(c.for_person());
+    }
     use crate::jose::keys::{KeyEncryptionKey, SigningAlgorithm, generate, signer};
     use serde_json::json;
 

@@ -113,6 +113,16 @@ fn a_document_client_is_shared_each_person_consenting_on_their_own() {
         .unwrap();
     assert_eq!(people, 2, "one consent per person");
     s.wait_for_audit(|e| e.event == "client_document.fetch" && e.outcome == "success");
+    use patron::store::schema::audit_events;
+    let fetches: i64 = audit_events::table
+        .filter(audit_events::event.eq("client_document.fetch"))
+        .count()
+        .get_result(&mut c)
+        .unwrap();
+    assert_eq!(
+        fetches, 1,
+        "within its cache lifetime the document is fetched once for everybody"
+    );
 }
 
 #[test]

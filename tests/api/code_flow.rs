@@ -624,3 +624,46 @@ fn a_suspended_agent_is_refused_at_the_authorization_and_token_endpoints() {
     assert_oauth_error(r, 400, "unauthorized_client");
     s.expect_refusal_audited("token.issue", "agent_suspended");
 }
+
+#[test]
+fn a_refresh_may_narrow_the_scope_but_never_widen_it() {
+    let s = server();
+    let app = CodeClient::public(&s);
+    let alice = Browser::dev_login(&s, "alice");
+    let pkce = Pkce::new();
+    let code = alice.authorize_code(&app.authorize_path(&[SKILL], &pkce, &[]), &[SKILL]);
+    let tokens = app.exchange_ok(&s, &code, &pkce.verifier, &[("scope", "files:write")]);
+    assert_eq!(
+        tokens["scope"], "files:write",
+        "a code exchange may narrow too"
+    );
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let narrowed = ok_json(app.token(
+        &s,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh),
+            ("scope", "files:read"),
+        ],
+        None,
+    ));
+    assert_eq!(narrowed["scope"], "files:read");
+    assert_eq!(
+        claims_of(narrowed["access_token"].as_str().unwrap())["scope"],
+        "files:read"
+    );
+    let r = app.token(
+        &s,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", narrowed["refresh_token"].as_str().unwrap()),
+            ("scope", "files:admin"),
+        ],
+        None,
+    );
+    assert_oauth_error(r, 400, "invalid_scope");
+    s.expect_refusal_audited("token.issue", "scope_exceeds_grant");
+    // The refusal changed nothing: the same refresh token still works.
+    let again = app.refresh_ok(&s, narrowed["refresh_token"].as_str().unwrap(), None);
+    assert_eq!(again["scope"], "files:read files:write");
+}
