@@ -667,3 +667,28 @@ fn a_refresh_may_narrow_the_scope_but_never_widen_it() {
     let again = app.refresh_ok(&s, narrowed["refresh_token"].as_str().unwrap(), None);
     assert_eq!(again["scope"], "files:read files:write");
 }
+
+#[test]
+fn a_refresh_token_unused_for_its_idle_lifetime_expires() {
+    let s = console_builder()
+        .env("PATRON_TOKENS__REFRESH_IDLE_SECS", "1")
+        .start();
+    s.add_skill(SKILL, "files:read files:write", 120, false, None);
+    let app = CodeClient::public(&s);
+    let alice = Browser::dev_login(&s, "alice");
+    let pkce = Pkce::new();
+    let code = alice.authorize_code(&app.authorize_path(&[SKILL], &pkce, &[]), &[SKILL]);
+    let tokens = app.exchange_ok(&s, &code, &pkce.verifier, &[]);
+    // Its idle lifetime is one second (Unix seconds): two seconds later it has passed.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let r = app.token(
+        &s,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ],
+        None,
+    );
+    assert_oauth_error(r, 400, "invalid_grant");
+    s.expect_refusal_audited("token.issue", "refresh_expired");
+}
