@@ -267,14 +267,7 @@ fn a_reused_code_revokes_what_it_issued() {
         false,
         "the first token is revoked"
     );
-    let r = app.token(
-        &s,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", first["refresh_token"].as_str().unwrap()),
-        ],
-        None,
-    );
+    let r = app.refresh(&s, first["refresh_token"].as_str().unwrap(), &[], None);
     assert_oauth_error(r, 400, "invalid_grant");
     s.expect_refusal_audited("token.issue", "refresh_revoked");
 }
@@ -293,22 +286,11 @@ fn a_reused_refresh_token_revokes_the_whole_family() {
     let latest_access = second["access_token"].as_str().unwrap();
     assert_eq!(introspector.introspect(&s, latest_access)["active"], true);
 
-    let r = app.token(
-        &s,
-        &[("grant_type", "refresh_token"), ("refresh_token", old)],
-        None,
-    );
+    let r = app.refresh(&s, old, &[], None);
     assert_oauth_error(r, 400, "invalid_grant");
     s.expect_refusal_audited("token.issue", "refresh_reused");
 
-    let r = app.token(
-        &s,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", second["refresh_token"].as_str().unwrap()),
-        ],
-        None,
-    );
+    let r = app.refresh(&s, second["refresh_token"].as_str().unwrap(), &[], None);
     assert_oauth_error(r, 400, "invalid_grant");
     assert_eq!(
         introspector.introspect(&s, latest_access)["active"],
@@ -328,14 +310,7 @@ fn the_kill_switch_and_a_revoked_consent_end_refresh_tokens() {
 
     let done = alice.submit_from("/console", "/console/kill-switch", &[("confirm", "yes")]);
     assert!(done.status < 400, "{}", done.body);
-    let r = app.token(
-        &s,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-        ],
-        None,
-    );
+    let r = app.refresh(&s, tokens["refresh_token"].as_str().unwrap(), &[], None);
     assert_oauth_error(r, 400, "invalid_grant");
     s.expect_refusal_audited("token.issue", "refresh_revoked");
 
@@ -354,14 +329,7 @@ fn the_kill_switch_and_a_revoked_consent_end_refresh_tokens() {
         )
         .expect(303);
     s.wait_for_audit(|e| e.event == "consent.revoke");
-    let r = app.token(
-        &s,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-        ],
-        None,
-    );
+    let r = app.refresh(&s, tokens["refresh_token"].as_str().unwrap(), &[], None);
     assert_oauth_error(r, 400, "invalid_grant");
     assert!(
         alice.get(&path).contains("consent-form"),
@@ -512,19 +480,11 @@ fn a_public_clients_refresh_token_is_bound_to_its_dpop_key() {
     );
     let refresh = tokens["refresh_token"].as_str().unwrap();
 
-    let r = app.token(
-        &s,
-        &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
-        None,
-    );
+    let r = app.refresh(&s, refresh, &[], None);
     assert_oauth_error(r, 400, "invalid_dpop_proof");
     s.expect_refusal_audited("token.issue", "dpop_required");
     let other = dpop_proof_with(&AgentKey::generate(), dpop_claims("POST", &token_url));
-    let r = app.token(
-        &s,
-        &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
-        Some(&other),
-    );
+    let r = app.refresh(&s, refresh, &[], Some(&other));
     assert_oauth_error(r, 400, "invalid_dpop_proof");
     let proof = dpop_proof_with(&key, dpop_claims("POST", &token_url));
     let again = app.refresh_ok(&s, refresh, Some(&proof));
@@ -559,14 +519,7 @@ fn a_confidential_client_authenticates_its_code_exchange() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 200);
-    let r = app.token(
-        &s,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-        ],
-        None,
-    );
+    let r = app.refresh(&s, tokens["refresh_token"].as_str().unwrap(), &[], None);
     assert_oauth_error(r, 400, "invalid_grant");
 }
 
@@ -613,14 +566,7 @@ fn a_suspended_agent_is_refused_at_the_authorization_and_token_endpoints() {
     let q = redirect_params(&alice.get(&app.authorize_path(&[SKILL], &pkce, &[])));
     assert_eq!(q["error"], "unauthorized_client", "{q:?}");
     s.expect_refusal_audited("authorize", "agent_suspended");
-    let r = app.token(
-        &s,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-        ],
-        None,
-    );
+    let r = app.refresh(&s, tokens["refresh_token"].as_str().unwrap(), &[], None);
     assert_oauth_error(r, 400, "unauthorized_client");
     s.expect_refusal_audited("token.issue", "agent_suspended");
 }
@@ -638,27 +584,16 @@ fn a_refresh_may_narrow_the_scope_but_never_widen_it() {
         "a code exchange may narrow too"
     );
     let refresh = tokens["refresh_token"].as_str().unwrap();
-    let narrowed = ok_json(app.token(
-        &s,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh),
-            ("scope", "files:read"),
-        ],
-        None,
-    ));
+    let narrowed = ok_json(app.refresh(&s, refresh, &[("scope", "files:read")], None));
     assert_eq!(narrowed["scope"], "files:read");
     assert_eq!(
         claims_of(narrowed["access_token"].as_str().unwrap())["scope"],
         "files:read"
     );
-    let r = app.token(
+    let r = app.refresh(
         &s,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", narrowed["refresh_token"].as_str().unwrap()),
-            ("scope", "files:admin"),
-        ],
+        narrowed["refresh_token"].as_str().unwrap(),
+        &[("scope", "files:admin")],
         None,
     );
     assert_oauth_error(r, 400, "invalid_scope");
@@ -681,14 +616,7 @@ fn a_refresh_token_unused_for_its_idle_lifetime_expires() {
     let tokens = app.exchange_ok(&s, &code, &pkce.verifier, &[]);
     // Its idle lifetime is one second (Unix seconds): two seconds later it has passed.
     std::thread::sleep(std::time::Duration::from_millis(2100));
-    let r = app.token(
-        &s,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-        ],
-        None,
-    );
+    let r = app.refresh(&s, tokens["refresh_token"].as_str().unwrap(), &[], None);
     assert_oauth_error(r, 400, "invalid_grant");
     s.expect_refusal_audited("token.issue", "refresh_expired");
 }

@@ -148,16 +148,25 @@ impl CodeClient {
         ok_json(self.exchange(s, code, Some(verifier), extra, None))
     }
 
+    /// `POST /token` refreshing with `refresh_token`, plus `extra` (`scope`, `resource`).
+    pub fn refresh(
+        &self,
+        s: &TestServer,
+        refresh_token: &str,
+        extra: &[(&str, &str)],
+        dpop: Option<&str>,
+    ) -> reqwest::blocking::Response {
+        let mut f = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ];
+        f.extend_from_slice(extra);
+        self.token(s, &f, dpop)
+    }
+
     /// Refreshes with `refresh_token` (asserting 200).
     pub fn refresh_ok(&self, s: &TestServer, refresh_token: &str, dpop: Option<&str>) -> Value {
-        ok_json(self.token(
-            s,
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", refresh_token),
-            ],
-            dpop,
-        ))
+        ok_json(self.refresh(s, refresh_token, &[], dpop))
     }
 }
 
