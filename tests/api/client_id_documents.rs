@@ -61,13 +61,7 @@ fn a_document_client_is_shared_each_person_consenting_on_their_own() {
     let id = published(&files, &document("SELF"));
     let app = client(&id);
 
-    let meta: Value = s
-        .http
-        .get(s.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let meta: Value = s.metadata();
     assert_eq!(meta["client_id_metadata_document_supported"], true);
 
     for person in ["alice", "bob"] {
@@ -98,14 +92,9 @@ fn a_document_client_is_shared_each_person_consenting_on_their_own() {
         );
     }
 
-    use patron::store::schema::{clients, consents};
+    assert_eq!(s.owner_of(&id), None, "a document client has no owner");
+    use patron::store::schema::consents;
     let mut c = s.db.connect();
-    let owner: Option<String> = clients::table
-        .find(&id)
-        .select(clients::owner_id)
-        .first(&mut c)
-        .unwrap();
-    assert_eq!(owner, None, "a document client has no owner");
     let people: i64 = consents::table
         .filter(consents::client_id.eq(&id))
         .count()
@@ -182,13 +171,7 @@ fn the_operators_host_lists_apply() {
             .env("PATRON_CLIENT_ID_DOCUMENTS__ENABLED", "false"),
     );
     refused(&s, &id, "cimd_disabled");
-    let meta: Value = s
-        .http
-        .get(s.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let meta: Value = s.metadata();
     assert_eq!(meta["client_id_metadata_document_supported"], false);
 }
 

@@ -2,7 +2,6 @@
 //! tokens, end to end: a registered client, a person at the development login, the consent
 //! page, the code exchange and the refresh grant, and every refusal the rules name.
 
-use diesel::prelude::*;
 use serde_json::json;
 
 use crate::helpers::code_flow::{CodeClient, Pkce, REDIRECT, ok_json, redirect_params};
@@ -20,14 +19,14 @@ fn server() -> TestServer {
     s
 }
 
-fn owner_of(s: &TestServer, client_id: &str) -> Option<String> {
-    use patron::store::schema::clients;
-    let mut c = s.db.connect();
-    clients::table
-        .find(client_id)
-        .select(clients::owner_id)
-        .first::<Option<String>>(&mut c)
-        .expect("client row")
+/// A public client that alice approved for the files skill: the client, her browser, the
+/// PKCE pair and the code.
+fn alices_code(s: &TestServer) -> (CodeClient, Browser<'_>, Pkce, String) {
+    let app = CodeClient::public(s);
+    let alice = Browser::dev_login(s, "alice");
+    let pkce = Pkce::new();
+    let code = alice.authorize_code(&app.authorize_path(&[SKILL], &pkce, &[]), &[SKILL]);
+    (app, alice, pkce, code)
 }
 
 /// An introspection by a confidential party to the token (the skill's own client).
@@ -63,7 +62,7 @@ fn a_person_approves_a_new_agent_which_gets_person_tokens_and_refreshes_them() {
 
     let code = alice.authorize_code(&path, &[SKILL]);
     assert_eq!(
-        owner_of(&s, &app.client_id).as_deref(),
+        s.owner_of(&app.client_id).as_deref(),
         Some("dev:alice"),
         "approving claimed the agent"
     );
@@ -251,10 +250,7 @@ fn the_code_is_bound_to_its_verifier_client_and_redirect_uri() {
 fn a_reused_code_revokes_what_it_issued() {
     let s = server();
     let introspector = skill_introspector(&s);
-    let app = CodeClient::public(&s);
-    let alice = Browser::dev_login(&s, "alice");
-    let pkce = Pkce::new();
-    let code = alice.authorize_code(&app.authorize_path(&[SKILL], &pkce, &[]), &[SKILL]);
+    let (app, _alice, pkce, code) = alices_code(&s);
     let first = app.exchange_ok(&s, &code, &pkce.verifier, &[]);
     let token = first["access_token"].as_str().unwrap();
     assert_eq!(introspector.introspect(&s, token)["active"], true);
@@ -276,10 +272,7 @@ fn a_reused_code_revokes_what_it_issued() {
 fn a_reused_refresh_token_revokes_the_whole_family() {
     let s = server();
     let introspector = skill_introspector(&s);
-    let app = CodeClient::public(&s);
-    let alice = Browser::dev_login(&s, "alice");
-    let pkce = Pkce::new();
-    let code = alice.authorize_code(&app.authorize_path(&[SKILL], &pkce, &[]), &[SKILL]);
+    let (app, _alice, pkce, code) = alices_code(&s);
     let first = app.exchange_ok(&s, &code, &pkce.verifier, &[]);
     let old = first["refresh_token"].as_str().unwrap();
     let second = app.refresh_ok(&s, old, None);
@@ -302,10 +295,7 @@ fn a_reused_refresh_token_revokes_the_whole_family() {
 #[test]
 fn the_kill_switch_and_a_revoked_consent_end_refresh_tokens() {
     let s = server();
-    let app = CodeClient::public(&s);
-    let alice = Browser::dev_login(&s, "alice");
-    let pkce = Pkce::new();
-    let code = alice.authorize_code(&app.authorize_path(&[SKILL], &pkce, &[]), &[SKILL]);
+    let (app, alice, pkce, code) = alices_code(&s);
     let tokens = app.exchange_ok(&s, &code, &pkce.verifier, &[]);
 
     let done = alice.submit_from("/console", "/console/kill-switch", &[("confirm", "yes")]);
@@ -385,7 +375,7 @@ fn the_person_may_deny_and_an_agent_of_someone_else_is_refused() {
     let page = alice.consent(&app.authorize_path(&[SKILL], &pkce, &[]), "deny", &[]);
     assert_eq!(redirect_params(&page)["error"], "access_denied");
     s.expect_refusal_audited("authorize", "consent_denied");
-    assert_eq!(owner_of(&s, &app.client_id), None, "denying claims nothing");
+    assert_eq!(s.owner_of(&app.client_id), None, "denying claims nothing");
 
     alice.authorize_code(&app.authorize_path(&[SKILL], &pkce, &[]), &[SKILL]);
     let bob = Browser::dev_login(&s, "bob");
@@ -425,7 +415,7 @@ fn a_consent_post_needs_the_sessions_csrf_token() {
         &[("csrf", "forged"), ("action", "approve"), ("grant", SKILL)],
     );
     assert_eq!(page.status, 403);
-    assert_eq!(owner_of(&s, &app.client_id), None);
+    assert_eq!(s.owner_of(&app.client_id), None);
 }
 
 #[test]
@@ -465,10 +455,7 @@ fn unknown_resources_and_scopes_are_refused_with_their_codes() {
 #[test]
 fn a_public_clients_refresh_token_is_bound_to_its_dpop_key() {
     let s = server();
-    let app = CodeClient::public(&s);
-    let alice = Browser::dev_login(&s, "alice");
-    let pkce = Pkce::new();
-    let code = alice.authorize_code(&app.authorize_path(&[SKILL], &pkce, &[]), &[SKILL]);
+    let (app, _alice, pkce, code) = alices_code(&s);
     let key = AgentKey::generate();
     let token_url = s.url("/token");
     let proof = dpop_proof_with(&key, dpop_claims("POST", &token_url));
@@ -526,13 +513,7 @@ fn a_confidential_client_authenticates_its_code_exchange() {
 #[test]
 fn discovery_advertises_the_code_flow() {
     let s = server();
-    let m: serde_json::Value = s
-        .http
-        .get(s.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let m: serde_json::Value = s.metadata();
     assert_eq!(m["authorization_endpoint"], s.url("/authorize"));
     assert_eq!(m["response_types_supported"], json!(["code"]));
     assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));
@@ -552,10 +533,7 @@ fn discovery_advertises_the_code_flow() {
 #[test]
 fn a_suspended_agent_is_refused_at_the_authorization_and_token_endpoints() {
     let s = server();
-    let app = CodeClient::public(&s);
-    let alice = Browser::dev_login(&s, "alice");
-    let pkce = Pkce::new();
-    let code = alice.authorize_code(&app.authorize_path(&[SKILL], &pkce, &[]), &[SKILL]);
+    let (app, alice, pkce, code) = alices_code(&s);
     let tokens = app.exchange_ok(&s, &code, &pkce.verifier, &[]);
     s.admin_ok(
         "POST",
@@ -574,10 +552,7 @@ fn a_suspended_agent_is_refused_at_the_authorization_and_token_endpoints() {
 #[test]
 fn a_refresh_may_narrow_the_scope_but_never_widen_it() {
     let s = server();
-    let app = CodeClient::public(&s);
-    let alice = Browser::dev_login(&s, "alice");
-    let pkce = Pkce::new();
-    let code = alice.authorize_code(&app.authorize_path(&[SKILL], &pkce, &[]), &[SKILL]);
+    let (app, _alice, pkce, code) = alices_code(&s);
     let tokens = app.exchange_ok(&s, &code, &pkce.verifier, &[("scope", "files:write")]);
     assert_eq!(
         tokens["scope"], "files:write",
@@ -609,10 +584,7 @@ fn a_refresh_token_unused_for_its_idle_lifetime_expires() {
         .env("PATRON_TOKENS__REFRESH_IDLE_SECS", "1")
         .start();
     s.add_skill(SKILL, "files:read files:write", 120, false, None);
-    let app = CodeClient::public(&s);
-    let alice = Browser::dev_login(&s, "alice");
-    let pkce = Pkce::new();
-    let code = alice.authorize_code(&app.authorize_path(&[SKILL], &pkce, &[]), &[SKILL]);
+    let (app, _alice, pkce, code) = alices_code(&s);
     let tokens = app.exchange_ok(&s, &code, &pkce.verifier, &[]);
     // Its idle lifetime is one second (Unix seconds): two seconds later it has passed.
     std::thread::sleep(std::time::Duration::from_millis(2100));

@@ -5,13 +5,7 @@ use crate::helpers::{TestServer, assert_oauth_error};
 #[test]
 fn both_discovery_paths_serve_the_same_metadata() {
     let s = TestServer::spawn();
-    let a: Value = s
-        .http
-        .get(s.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let a: Value = s.metadata();
     let b: Value = s
         .http
         .get(s.url("/.well-known/openid-configuration"))
@@ -28,13 +22,7 @@ fn both_discovery_paths_serve_the_same_metadata() {
 #[test]
 fn metadata_lists_the_implemented_endpoints_the_validation_profile_and_nothing_more() {
     let s = TestServer::spawn();
-    let m: Value = s
-        .http
-        .get(s.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let m: Value = s.metadata();
     let profile = &m["patron_validation_profile"];
     assert_eq!(profile["clock_skew_seconds"], 60);
     assert_eq!(profile["signing_alg"], "ES256");
@@ -80,19 +68,10 @@ fn metadata_lists_the_implemented_endpoints_the_validation_profile_and_nothing_m
     assert_eq!(response_modes, &vec![serde_json::json!("query")]);
 }
 
-fn metadata(s: &TestServer) -> Value {
-    s.http
-        .get(s.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap()
-}
-
 #[test]
 fn scopes_supported_lists_the_skills_scopes_and_follows_changes() {
     let s = TestServer::with_admin();
-    assert_eq!(metadata(&s)["scopes_supported"], serde_json::json!([]));
+    assert_eq!(s.metadata()["scopes_supported"], serde_json::json!([]));
     s.add_skill(
         "https://files.example",
         "files:read files:write",
@@ -103,12 +82,12 @@ fn scopes_supported_lists_the_skills_scopes_and_follows_changes() {
     s.add_skill("https://mail.example", "mail:send", 120, false, None);
     // At once on the replica that made the change.
     assert_eq!(
-        metadata(&s)["scopes_supported"],
+        s.metadata()["scopes_supported"],
         serde_json::json!(["files:read", "files:write", "mail:send"])
     );
     // A skill replaced with other scopes: the old ones go.
     s.add_skill("https://mail.example", "mail:read", 120, false, None);
-    let m = metadata(&s);
+    let m = s.metadata();
     assert_eq!(
         m["scopes_supported"],
         serde_json::json!(["files:read", "files:write", "mail:read"])

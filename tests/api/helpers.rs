@@ -262,6 +262,16 @@ impl TestServer {
         format!("{}{path}", self.base)
     }
 
+    /// The authorization server metadata (`GET /.well-known/oauth-authorization-server`).
+    pub fn metadata(&self) -> Value {
+        self.http
+            .get(self.url("/.well-known/oauth-authorization-server"))
+            .send()
+            .expect("GET metadata")
+            .json()
+            .expect("metadata JSON")
+    }
+
     /// `POST /register` with a JSON body.
     pub fn register(&self, body: &Value) -> reqwest::blocking::Response {
         self.http
@@ -288,6 +298,16 @@ impl TestServer {
         let json: Value = r.json().expect("json");
         assert_eq!(status, 201, "registration failed: {json}");
         json
+    }
+
+    /// The stored owner of `client_id` (none while unclaimed, or for a shared client).
+    pub fn owner_of(&self, client_id: &str) -> Option<String> {
+        let mut c = self.db.connect();
+        clients::table
+            .find(client_id)
+            .select(clients::owner_id)
+            .first::<Option<String>>(&mut c)
+            .expect("client row")
     }
 
     /// Number of stored registrations.

@@ -18,7 +18,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use diesel::prelude::*;
 use serde_json::{Value, json};
 
 use crate::helpers::code_flow::{CodeClient, Pkce};
@@ -146,16 +145,6 @@ impl Drop for McpServer {
             eprintln!("---- MCP server log ----\n{}", self.log());
         }
     }
-}
-
-fn owner_of(s: &TestServer, client_id: &str) -> Option<String> {
-    use patron::store::schema::clients;
-    let mut c = s.db.connect();
-    clients::table
-        .find(client_id)
-        .select(clients::owner_id)
-        .first::<Option<String>>(&mut c)
-        .expect("client row")
 }
 
 fn query_of(url: &str) -> HashMap<String, String> {
@@ -392,7 +381,7 @@ fn the_mcp_sdk_client_discovers_patron_registers_gets_consent_calls_tools_and_re
     );
     assert!(consent["notices"].get("vouched-by").is_none(), "{consent}");
     assert_eq!(
-        owner_of(&s, client_id).as_deref(),
+        s.owner_of(client_id).as_deref(),
         Some("dev:alice"),
         "approving claimed the agent"
     );
@@ -455,7 +444,7 @@ fn the_mcp_sdk_client_uses_a_client_id_metadata_document_instead_of_registering(
         consent["notices"].get("claims-agent").is_none(),
         "a shared client is claimed by nobody: {consent}"
     );
-    assert_eq!(owner_of(&s, &url), None, "a document client has no owner");
+    assert_eq!(s.owner_of(&url), None, "a document client has no owner");
 }
 
 #[test]

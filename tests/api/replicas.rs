@@ -342,13 +342,7 @@ fn a_skill_added_at_one_replica_reaches_the_others_discovery_document() {
     let a = replica(None, None);
     let b = replica(Some(a.db.url()), None);
     let scopes = |s: &TestServer| {
-        let m: serde_json::Value = s
-            .http
-            .get(s.url("/.well-known/oauth-authorization-server"))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
+        let m: serde_json::Value = s.metadata();
         m["scopes_supported"].clone()
     };
     assert_eq!(scopes(&b), json!([]));
