@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::helpers::https::openssl;
+use crate::helpers::https::{openssl, self_signed};
 use crate::replicas::{RedisServer, introspect, revoke, skill_token, two_replicas};
 
 /// A CA and a server certificate for 127.0.0.1 it signed, in a temporary directory.
@@ -68,25 +68,12 @@ impl Certificates {
     /// A self-signed CA `<name>.pem` (key `<name>.key`).
     fn new_ca(&self, name: &str) -> PathBuf {
         let (key, pem) = (format!("{name}.key"), format!("{name}.pem"));
-        openssl(
+        self_signed(
             self.dir.path(),
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-subj",
-                &format!("/CN=Patron test CA {name}"),
-                "-days",
-                "1",
-                "-keyout",
-                &key,
-                "-out",
-                &pem,
-            ],
+            &format!("/CN=Patron test CA {name}"),
+            &[],
+            &key,
+            &pem,
         );
         self.path(&pem)
     }

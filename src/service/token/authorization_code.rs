@@ -122,6 +122,11 @@ fn invalid_grant(description: &'static str, reason: &'static str) -> OAuthError 
     err(ErrorKind::InvalidGrant, description, reason)
 }
 
+/// A job's `invalid_grant` refusal, which changes nothing.
+fn refused_grant(description: &'static str, reason: &'static str) -> Result<Done, StoreError> {
+    Ok(Done::refused(invalid_grant(description, reason)))
+}
+
 fn corrupt(_: serde_json::Error) -> StoreError {
     StoreError::Corrupt("a stored grant set is not valid JSON".into())
 }
@@ -251,16 +256,13 @@ fn code_job(
 ) -> Result<Done, StoreError> {
     let row = authorization_codes::find(c, id)?.filter(|r| secret_matches(secret, &r.secret_hash));
     let Some(row) = row else {
-        return Ok(Done::refused(invalid_grant(
-            "the code is unknown or expired",
-            "code_unknown",
-        )));
+        return refused_grant("the code is unknown or expired", "code_unknown");
     };
     if row.client_id != job.client_id {
-        return Ok(Done::refused(invalid_grant(
+        return refused_grant(
             "the code was issued to another client",
             "code_client_mismatch",
-        )));
+        );
     }
     let reused = || {
         invalid_grant(
@@ -279,25 +281,22 @@ fn code_job(
         });
     }
     if row.expires_at <= job.now {
-        return Ok(Done::refused(invalid_grant(
-            "the code has expired",
-            "code_expired",
-        )));
+        return refused_grant("the code has expired", "code_expired");
     }
     if row.redirect_uri.as_deref() != redirect_uri {
-        return Ok(Done::refused(invalid_grant(
+        return refused_grant(
             "redirect_uri must be the one of the authorization request",
             "code_redirect_mismatch",
-        )));
+        );
     }
     if let Err(e) = authorization::verify_pkce(verifier, &row.code_challenge) {
         return Ok(Done::refused(e));
     }
     if job.owner.as_ref().is_some_and(|o| *o != row.owner_id) {
-        return Ok(Done::refused(invalid_grant(
+        return refused_grant(
             "the code was approved by someone who no longer owns this agent",
             "code_owner_mismatch",
-        )));
+        );
     }
     let grants = AuthorizedGrants::from_json(&row.grants).map_err(corrupt)?;
     let family_id = sortable_id("fam_", clock::now_millis());
@@ -340,22 +339,16 @@ fn refresh_job(
     let found = refresh_tokens::find_token(c, id)?
         .filter(|(token, _)| secret_matches(secret, &token.secret_hash));
     let Some((token, family)) = found else {
-        return Ok(Done::refused(invalid_grant(
-            "the refresh token is unknown",
-            "refresh_unknown",
-        )));
+        return refused_grant("the refresh token is unknown", "refresh_unknown");
     };
     if family.client_id != job.client_id {
-        return Ok(Done::refused(invalid_grant(
+        return refused_grant(
             "the refresh token was issued to another client",
             "refresh_client_mismatch",
-        )));
+        );
     }
     if family.revoked_at.is_some() {
-        return Ok(Done::refused(invalid_grant(
-            "the refresh token has been revoked",
-            "refresh_revoked",
-        )));
+        return refused_grant("the refresh token has been revoked", "refresh_revoked");
     }
     let reused = || {
         invalid_grant(
@@ -371,17 +364,14 @@ fn refresh_job(
         });
     }
     if token.expires_at <= job.now || family.expires_at <= job.now {
-        return Ok(Done::refused(invalid_grant(
-            "the refresh token has expired",
-            "refresh_expired",
-        )));
+        return refused_grant("the refresh token has expired", "refresh_expired");
     }
     let revoked_by_owner = job.revoked_before.is_some_and(|t| family.created_at <= t);
     if job.owner.as_ref().is_some_and(|o| *o != family.owner_id) || revoked_by_owner {
-        return Ok(Done::refused(invalid_grant(
+        return refused_grant(
             "the owner revoked this agent's tokens",
             "refresh_revoked_by_owner",
-        )));
+        );
     }
     if let Some(bound) = &family.dpop_jkt {
         match &job.wanted.jkt {
@@ -403,10 +393,10 @@ fn refresh_job(
         }
     }
     let Some(consent) = consents::find(c, &family.owner_id, &job.client_id)? else {
-        return Ok(Done::refused(invalid_grant(
+        return refused_grant(
             "the person revoked their consent for this client",
             "refresh_consent_revoked",
-        )));
+        );
     };
     let granted = AuthorizedGrants::from_json(&family.grants).map_err(corrupt)?;
     let consented = AuthorizedGrants::from_json(&consent.grants).map_err(corrupt)?;

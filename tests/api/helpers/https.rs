@@ -34,30 +34,39 @@ pub fn openssl(dir: &std::path::Path, args: &[&str]) {
     assert!(ok.success(), "openssl {args:?} failed");
 }
 
+/// A self-signed P-256 certificate `cert` (key `key`) for `subject`, valid for a day, with
+/// `extra` `openssl req` arguments (such as a subjectAltName).
+pub fn self_signed(dir: &std::path::Path, subject: &str, extra: &[&str], key: &str, cert: &str) {
+    let mut args = vec![
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        subject,
+        "-days",
+        "1",
+        "-keyout",
+        key,
+        "-out",
+        cert,
+    ];
+    args.extend_from_slice(extra);
+    openssl(dir, &args);
+}
+
 /// Starts a local HTTPS file server with a fresh self-signed certificate for `localhost`.
 pub fn https_files() -> HttpsFiles {
     let dir = tempfile::tempdir().unwrap();
-    openssl(
+    self_signed(
         dir.path(),
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost",
-            "-days",
-            "1",
-            "-keyout",
-            "key.pem",
-            "-out",
-            "cert.pem",
-        ],
+        "/CN=localhost",
+        &["-addext", "subjectAltName=DNS:localhost"],
+        "key.pem",
+        "cert.pem",
     );
     let script = r#"
 import http.server, ssl, socketserver, sys, os
