@@ -248,7 +248,12 @@ async fn authorize_inner(
             code: Some(code),
             ..
         } => {
-            issue_code(state, caller, *code).await?;
+            // An unowned agent (not a shared document client) is claimed by approving.
+            let claimable = prepared
+                .client
+                .as_ref()
+                .is_some_and(|c| c.owner_id.is_none() && !is_document_client_id(&c.client_id));
+            issue_code(state, caller, *code, claimable).await?;
             Ok((Answer::Redirect(to), None))
         }
     }
@@ -317,11 +322,15 @@ async fn consent_page(
 
 /// Makes an issued code real: claims the agent and records the consent when the person
 /// approved just now, then stores the code (its id and the hash of its secret).
-async fn issue_code(state: &AppState, caller: &Caller, code: IssuedCode) -> Result<(), OAuthError> {
+async fn issue_code(
+    state: &AppState,
+    caller: &Caller,
+    code: IssuedCode,
+    claimable: bool,
+) -> Result<(), OAuthError> {
     let owner = OwnerId::parse(&code.owner_id)?;
     if let Some(approved) = &code.approved {
-        let row = stored_client(state, &code.client_id).await?;
-        if row.owner_id.is_none() && row.status == ClientStatus::Pending {
+        if claimable {
             // The same claim as the user-code page: pending only, policy-checked, race-safe.
             agents::claim(
                 state,
